@@ -1,0 +1,45 @@
+"""Opening the Redis/Valkey connection pool and the store on top of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from restmq.engine.pipeline import Pipeliner
+from restmq.engine.scripts import load_scripts
+from restmq.engine.store import QueueStore
+from restmq.keys import Keys
+
+SOCKET_TIMEOUT = 5.0
+
+
+@dataclass(slots=True)
+class Storage:
+    """The live storage handles of one daemon process."""
+
+    redis: Redis
+    pipeliner: Pipeliner
+    store: QueueStore
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def open_storage(url: str, prefix: str, pool_size: int) -> Storage:
+    """Create the pool (lazily connected) and the store; call ``prepare`` before serving."""
+    redis = Redis.from_url(
+        url,
+        decode_responses=True,
+        max_connections=pool_size,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        health_check_interval=30,
+    )
+    pipeliner = Pipeliner(redis, load_scripts())
+    return Storage(redis, pipeliner, QueueStore(pipeliner, Keys(prefix)))
+
+
+async def prepare(storage: Storage) -> None:
+    """Load the Lua scripts (raises StorageUnavailable while Redis is down)."""
+    await storage.pipeliner.load_scripts()

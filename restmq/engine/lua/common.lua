@@ -1,0 +1,95 @@
+-- common.lua: prepended to every per-queue script by the loader.
+--
+-- KEYS[1..11] are the queue's keys in restmq.keys.QUEUE_KEY_SUFFIXES order; scripts that can
+-- move messages to the dead-letter queue also get its keys as KEYS[12..22].
+-- Message ids are the integers of the per-queue counter; a message's value lives in the
+-- `vals` hash, and its id is in exactly one of `ready` (list), `delayed` (zset) or `leased`
+-- (zset). TTLs are logical (the `exp` zset), so a value and its reference always vanish
+-- together, in one script.
+
+local K_SEQ, K_READY, K_VALS, K_REFS, K_EXP = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_DELAYED, K_LEASED, K_LEASES, K_DELIV = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_META, K_HISTORY = KEYS[10], KEYS[11]
+local SWEEP_LIMIT = 100
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Remove every trace of a message but its place in `ready` (callers handle that).
+local function forget(id)
+  redis.call('HDEL', K_VALS, id)
+  redis.call('HDEL', K_REFS, id)
+  redis.call('HDEL', K_LEASES, id)
+  redis.call('HDEL', K_DELIV, id)
+  redis.call('ZREM', K_EXP, id)
+  redis.call('ZREM', K_DELAYED, id)
+  redis.call('ZREM', K_LEASED, id)
+end
+
+local function expire_messages(now)
+  local ids = redis.call('ZRANGEBYSCORE', K_EXP, '-inf', now, 'LIMIT', 0, SWEEP_LIMIT)
+  for _, id in ipairs(ids) do
+    redis.call('LREM', K_READY, -1, id)
+    forget(id)
+  end
+  return #ids
+end
+
+-- Due delayed messages join the newest end of the queue, in order of due time.
+local function promote_delayed(now)
+  local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, SWEEP_LIMIT)
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', K_DELAYED, id)
+    redis.call('LPUSH', K_READY, id)
+  end
+  return #ids
+end
+
+local function by_id_desc(a, b) return tonumber(a) > tonumber(b) end
+
+-- A message whose deliveries reached max_deliveries moves to the dead-letter queue
+-- (KEYS[12..22]) with its delivery count; it is a new message there, numbered by its counter.
+local function bury(id)
+  local value = redis.call('HGET', K_VALS, id)
+  local deliveries = redis.call('HGET', K_DELIV, id) or '0'
+  forget(id)
+  if not KEYS[12] or not value then return end
+  local dead_id = redis.call('INCR', KEYS[12])
+  redis.call('HSET', KEYS[14], dead_id, value)
+  redis.call('HSET', KEYS[20], dead_id, deliveries)
+  redis.call('LPUSH', KEYS[13], dead_id)
+end
+
+-- Expired leases go back to the front of the queue, oldest message frontmost.
+local function requeue_expired_leases(now)
+  local ids = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, SWEEP_LIMIT)
+  if #ids == 0 then return 0 end
+  table.sort(ids, by_id_desc)
+  local max = tonumber(redis.call('HGET', K_META, 'max_deliveries') or '0')
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', K_LEASED, id)
+    redis.call('HDEL', K_LEASES, id)
+    if max > 0 and tonumber(redis.call('HGET', K_DELIV, id) or '0') >= max then
+      bury(id)
+    else
+      redis.call('RPUSH', K_READY, id)
+    end
+  end
+  return #ids
+end
+
+local function sweep(now)
+  return expire_messages(now) + promote_delayed(now) + requeue_expired_leases(now)
+end
+
+-- The earliest time at which a sweep of this queue has work to do, or -1.
+local function next_due()
+  local best = -1
+  for _, key in ipairs({K_EXP, K_DELAYED, K_LEASED}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] and (best < 0 or tonumber(first[2]) < best) then best = tonumber(first[2]) end
+  end
+  return best
+end

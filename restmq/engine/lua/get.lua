@@ -1,0 +1,10 @@
+-- get.lua: soft get — return the oldest waiting message, leave it, and count the get.
+-- KEYS: the queue's keys, then its dead-letter queue's keys (see common.lua).
+-- ARGV: none
+-- Returns: {id, value, count} or nil when the queue is empty.
+sweep(now_ms())
+local id = redis.call('LINDEX', K_READY, -1)
+if not id then return nil end
+local value = redis.call('HGET', K_VALS, id)
+local count = redis.call('HINCRBY', K_REFS, id, 1)
+return {id, value, count}

@@ -1,0 +1,166 @@
+"""The queue store: every storage operation of the broker, each one atomic.
+
+Multi-key operations are Lua scripts (``lua/``) run through the automatic pipeliner; the
+registry of queue names and the timers index are global keys, updated by separate idempotent
+commands (SPEC §2). Nothing outside ``restmq.engine`` talks to Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from restmq.engine.pipeline import Pipeliner
+from restmq.engine.scripts import ScriptName
+from restmq.errors import InvalidKey
+from restmq.keys import Keys, dead_letter_queue, message_key, parse_message_key
+from restmq.types import POLICIES, Message, Policy, QueueStats, Status
+
+_KEY_CACHE_SIZE = 4096
+
+
+class QueueStore:
+    """Atomic queue operations on one Redis/Valkey, under one key namespace."""
+
+    def __init__(self, pipeliner: Pipeliner, keys: Keys) -> None:
+        self._p = pipeliner
+        self._keys = keys
+        self._cache: dict[str, list[str]] = {}
+
+    @property
+    def keys(self) -> Keys:
+        return self._keys
+
+    def _queue_keys(self, queue: str) -> list[str]:
+        """The queue's keys followed by its dead-letter queue's keys (cached)."""
+        found = self._cache.get(queue)
+        if found is None:
+            if len(self._cache) >= _KEY_CACHE_SIZE:
+                self._cache.clear()
+            found = self._keys.queue(queue) + self._keys.queue(dead_letter_queue(queue))
+            self._cache[queue] = found
+        return found
+
+    async def _run(self, name: ScriptName, queue: str, *args: Any) -> Any:
+        return await self._p.script(name, self._queue_keys(queue), args)
+
+    async def add(
+        self, queue: str, values: Sequence[str], *, ttl: float = 0, delay: float = 0
+    ) -> list[str]:
+        """Append messages to a queue; returns their keys in order."""
+        ttl_ms, delay_ms = _ms(ttl), _ms(delay)
+        last, due = await self._run(ScriptName.ADD, queue, ttl_ms, delay_ms, *values)
+        await self._register(queue, int(due))
+        first = int(last) - len(values) + 1
+        return [message_key(queue, n) for n in range(first, int(last) + 1)]
+
+    async def _register(self, queue: str, due: int = -1) -> None:
+        await self._p.call("SADD", self._keys.registry, queue)
+        if due >= 0:
+            await self._p.call("ZADD", self._keys.timers, "LT", due, queue)
+
+    async def take(self, queue: str, count: int = 1) -> list[Message]:
+        """Remove and return up to ``count`` oldest messages."""
+        flat = await self._run(ScriptName.TAKE, queue, count)
+        return _messages(queue, flat)
+
+    async def get(self, queue: str) -> Message | None:
+        """Soft get: the oldest message stays; its get counter grows by one."""
+        found = await self._run(ScriptName.GET, queue)
+        if not found:
+            return None
+        msg_id, value, count = found
+        return Message(queue, message_key(queue, msg_id), value, int(count))
+
+    async def delete(self, queue: str, key: str) -> bool:
+        """Delete one message by key wherever it is; False when it no longer exists."""
+        msg_id = parse_message_key(queue, key)
+        if msg_id is None:
+            raise InvalidKey(queue, key)
+        return bool(await self._run(ScriptName.DELETE, queue, msg_id))
+
+    async def purge(self, queue: str) -> tuple[bool, int]:
+        """Delete a queue whole; returns (whether it existed, messages removed)."""
+        registered = await self._p.call("SREM", self._keys.registry, queue)
+        existed, count = await self._run(ScriptName.PURGE, queue)
+        await self._p.call("ZREM", self._keys.timers, queue)
+        return bool(existed) or bool(registered), int(count)
+
+    async def length(self, queue: str) -> int:
+        """The number of messages waiting (not leased, not delayed)."""
+        return (await self.stats(queue)).len
+
+    async def stats(self, queue: str) -> QueueStats:
+        """The queue's counts, status and policy, read in one atomic step."""
+        length, leased, delayed, status, policy, dead, _ = await self._run(
+            ScriptName.STATS, queue
+        )
+        return QueueStats(
+            name=queue,
+            len=int(length),
+            status=_status(status),
+            policy=_policy(policy),
+            leased=int(leased),
+            delayed=int(delayed),
+            dead=int(dead),
+        )
+
+    async def peek(self, queue: str, count: int) -> list[Message]:
+        """The newest ``count`` waiting messages, newest first, left in place."""
+        return _messages(queue, await self._run(ScriptName.PEEK, queue, count))
+
+    async def queues(self) -> list[str]:
+        """The names of all queues, sorted."""
+        return sorted(await self._p.call("SMEMBERS", self._keys.registry))
+
+    async def policy(self, queue: str) -> Policy:
+        meta = self._keys.queue_key(queue, "meta")
+        return _policy(await self._p.call("HGET", meta, "policy"))
+
+    async def set_policy(self, queue: str, policy: Policy) -> None:
+        await self._p.call("HSET", self._keys.queue_key(queue, "meta"), "policy", policy)
+        await self._register(queue)
+
+    async def status(self, queue: str) -> Status:
+        meta = self._keys.queue_key(queue, "meta")
+        return _status(await self._p.call("HGET", meta, "status"))
+
+    async def set_status(self, queue: str, status: Status) -> None:
+        await self._p.call("HSET", self._keys.queue_key(queue, "meta"), "status", status)
+        await self._register(queue)
+
+    async def sweep_due(self, now_ms: int, limit: int = 100) -> int:
+        """Sweep the queues whose timers are due; returns how many were swept."""
+        flat = await self._p.call(
+            "ZRANGEBYSCORE", self._keys.timers, "-inf", now_ms, "WITHSCORES", "LIMIT", 0, limit
+        )
+        due = list(zip(flat[::2], flat[1::2], strict=True))
+        for queue, seen in due:
+            _, next_due = await self._run(ScriptName.SWEEP, queue)
+            await self._p.script(
+                ScriptName.TIMER_CAS, [self._keys.timers], [queue, int(float(seen)), int(next_due)]
+            )
+        return len(due)
+
+    async def ping(self) -> None:
+        """Raise StorageUnavailable unless Redis answers."""
+        await self._p.call("PING")
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def _status(raw: str | None) -> Status:
+    return "stopped" if raw == "stopped" else "started"
+
+
+def _policy(raw: str | None) -> Policy:
+    return raw if raw in POLICIES else "broadcast"  # type: ignore[return-value]
+
+
+def _messages(queue: str, flat: list[Any]) -> list[Message]:
+    return [
+        Message(queue, message_key(queue, flat[i]), flat[i + 1], int(flat[i + 2]))
+        for i in range(0, len(flat), 3)
+    ]

@@ -1,0 +1,93 @@
+"""One error tree for RestMQ.
+
+Storage and framework errors are translated into these at the boundary; the HTTP layer
+maps each class to a status code in one table (``restmq.http.errors``).
+"""
+
+from __future__ import annotations
+
+
+class RestMQError(Exception):
+    """Raised when anything in RestMQ fails; the base of every RestMQ error."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(RestMQError):
+    """Raised when a request's input is malformed or missing a field."""
+
+    status = 400
+
+
+class InvalidQueueName(BadRequest):
+    """Raised when a queue name breaks the naming rules (SPEC §2)."""
+
+    def __init__(self, queue: str, reason: str) -> None:
+        super().__init__(f"invalid queue name: {reason}")
+        self.queue = queue
+
+
+class InvalidKey(BadRequest):
+    """Raised when a message key does not belong to the queue or is not `<queue>:<n>`."""
+
+    def __init__(self, queue: str, key: str) -> None:
+        super().__init__(f"invalid message key {key!r} for queue {queue!r}")
+        self.queue = queue
+        self.key = key
+
+
+class MessageTooLarge(RestMQError):
+    """Raised when a message or a request body exceeds the configured maximum size."""
+
+    status = 413
+
+
+class NotFound(RestMQError):
+    """Raised when a route, a queue or a message does not exist."""
+
+    status = 404
+
+
+class EmptyQueue(NotFound):
+    """Raised when a queue has no message to give."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__("empty queue")
+        self.queue = queue
+
+
+class Unauthorized(RestMQError):
+    """Raised when a request carries no valid credentials for a protected route."""
+
+    status = 401
+
+
+class Forbidden(RestMQError):
+    """Raised when a request's credentials or address are not allowed on a route."""
+
+    status = 403
+
+
+class StorageUnavailable(RestMQError):
+    """Raised when Redis/Valkey cannot be reached or does not answer."""
+
+    status = 503
+    retry_after = 1
+
+
+class StorageError(RestMQError):
+    """Raised when Redis/Valkey answers with an unexpected error (a bug, not bad input)."""
+
+    status = 500
+
+
+class EmbeddedServerError(RestMQError):
+    """Raised when the embedded Valkey cannot be found or started."""
+
+
+class ConfigError(RestMQError):
+    """Raised when settings from flags, environment or the TOML file are invalid."""

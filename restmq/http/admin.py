@@ -1,0 +1,98 @@
+"""Policy, control and stats routes (SPEC §3.5), and the health probes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from restmq.errors import BadRequest
+from restmq.http.context import ctx
+from restmq.http.params import read_params
+from restmq.http.render import reply
+from restmq.protocol.names import check_queue
+from restmq.types import POLICIES, Policy, Status, stats_json
+
+STATUS_WORDS: dict[str, Status] = {"start": "started", "stop": "stopped"}
+STATUS_NUMBERS: dict[Status, int] = {"started": 1, "stopped": 0}
+
+
+def _queue(request: web.Request) -> str:
+    return check_queue(request.match_info["queue"])
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    queue = _queue(request)
+    await read_params(request)
+    return reply(request, {"queue": queue, "value": await ctx(request).store.policy(queue)})
+
+
+async def post_policy(request: web.Request) -> web.Response:
+    queue = _queue(request)
+    policy = (await read_params(request)).text("policy")
+    if policy not in POLICIES:
+        raise BadRequest("policy must be 'broadcast' or 'roundrobin'")
+    chosen: Policy = policy  # type: ignore[assignment]
+    await ctx(request).store.set_policy(queue, chosen)
+    return reply(request, {"queue": queue, "value": chosen})
+
+
+async def get_control(request: web.Request) -> web.Response:
+    queue = _queue(request)
+    await read_params(request)
+    context = ctx(request)
+    status = STATUS_NUMBERS[await context.store.status(queue)]
+    return reply(
+        request,
+        {"redis": context.storage, "queue": queue, "status": {"queue": queue, "status": status}},
+    )
+
+
+async def post_control(request: web.Request) -> web.Response:
+    queue = _queue(request)
+    word = (await read_params(request)).text("status")
+    status = STATUS_WORDS.get(word or "")
+    if status is None:
+        raise BadRequest("status must be 'start' or 'stop'")
+    await ctx(request).store.set_status(queue, status)
+    return reply(request, {"stat": {"queue": queue, "status": STATUS_NUMBERS[status]}})
+
+
+async def list_control(request: web.Request) -> web.Response:
+    await read_params(request)
+    store = ctx(request).store
+    names = await store.queues()
+    found = await asyncio.gather(*(store.status(q) for q in names))
+    statuses = {q: STATUS_NUMBERS[status] for q, status in zip(names, found, strict=True)}
+    return reply(request, {"redis": ctx(request).storage, "queues": statuses})
+
+
+async def all_stats(request: web.Request) -> web.Response:
+    await read_params(request)
+    context = ctx(request)
+    names = await context.store.queues()
+    found = await asyncio.gather(*(context.store.stats(q) for q in names))
+    queues = {stats.name: stats_json(stats) for stats in found}
+    return reply(request, {"queues": queues, "redis": context.storage, "count": len(queues)})
+
+
+async def queue_stats(request: web.Request) -> web.Response:
+    queue = _queue(request)
+    await read_params(request)
+    context = ctx(request)
+    body: dict[str, Any] = {"redis": context.storage, "queue": queue}
+    body.update(stats_json(await context.store.stats(queue)))
+    return reply(request, body)
+
+
+async def livez(request: web.Request) -> web.Response:
+    """The process answers; Redis is not touched (the benchmark's baseline)."""
+    return reply(request, {"status": "ok"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process answers and Redis answers a PING (503 otherwise)."""
+    context = ctx(request)
+    await context.store.ping()
+    return reply(request, {"status": "ok", "redis": context.storage})

@@ -1,0 +1,38 @@
+"""``/queue``: the JSON protocol over HTTP (SPEC §3.3), and ``/j/<queue>``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from restmq.errors import BadRequest
+from restmq.http import commands, pages
+from restmq.http.context import ctx
+from restmq.http.params import parse_json, read_params
+from restmq.http.render import reply
+from restmq.protocol.names import check_queue
+
+JOB_PAGE_MESSAGES = 10
+
+
+async def post_command(request: web.Request) -> web.Response:
+    """Run the command sent as the form field ``body`` (or ``msg``), or as the raw body."""
+    params = await read_params(request)
+    text = params.text("body", "msg")
+    if text is not None:
+        command = parse_json(text)
+    elif params.raw is not None:
+        command = params.json_body if params.json_body is not None else parse_json(params.raw)
+    else:
+        raise BadRequest("missing command: send it as the form field 'body' or as a JSON body")
+    return reply(request, await commands.execute(ctx(request), commands.parse(command)))
+
+
+async def get_help(request: web.Request) -> web.Response:
+    return pages.protocol_help()
+
+
+async def job_page(request: web.Request) -> web.Response:
+    """``GET /j/<queue>``: the last 10 messages waiting and the queue's counts, as HTML."""
+    queue = check_queue(request.match_info["queue"])
+    store = ctx(request).store
+    return pages.job_page(await store.stats(queue), await store.peek(queue, JOB_PAGE_MESSAGES))

@@ -1,0 +1,117 @@
+"""Every Redis key name RestMQ uses is built here, and nowhere else.
+
+All keys of one queue share the hash tag ``{<queue>}`` so a queue lives in one Redis Cluster
+slot and each Lua script touches one slot. The dead-letter queue ``<q>:dead`` is tagged with its
+parent's name, so moving a message to it stays inside one slot too. The registry of queue names
+and the daemon presence keys are global (no queue tag) and are updated separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEAD_SUFFIX = ":dead"
+MAX_QUEUE_NAME = 256
+
+# The per-queue key suffixes, in the order the Lua scripts receive them as KEYS.
+QUEUE_KEY_SUFFIXES = (
+    "seq",  # INCR counter that numbers messages
+    "ready",  # list of waiting message ids; LPUSH new, RPOP oldest
+    "vals",  # hash id -> value
+    "refs",  # hash id -> soft-get count
+    "exp",  # zset id -> expiry time (ms) for messages sent with a TTL
+    "delayed",  # zset id -> due time (ms)
+    "leased",  # zset id -> lease deadline (ms)
+    "leases",  # hash id -> receipt of the current lease
+    "deliv",  # hash id -> number of deliveries so far
+    "meta",  # hash: policy, status, max_deliveries
+    "history",  # list of recently broadcast "id" entries (SSE replay window)
+)
+
+
+def hash_tag(queue: str) -> str:
+    """The Cluster hash tag of a queue: its own name, or its parent's for a dead-letter queue."""
+    if queue.endswith(DEAD_SUFFIX) and len(queue) > len(DEAD_SUFFIX):
+        return queue[: -len(DEAD_SUFFIX)]
+    return queue
+
+
+def dead_letter_queue(queue: str) -> str:
+    """The name of a queue's dead-letter queue."""
+    return queue + DEAD_SUFFIX
+
+
+def message_key(queue: str, msg_id: int | str) -> str:
+    """The public key of a message: ``<queue>:<n>``."""
+    return f"{queue}:{msg_id}"
+
+
+def parse_message_key(queue: str, key: str) -> int | None:
+    """The id of a message key of ``queue``, or None when the key is not ``<queue>:<n>``."""
+    head, sep, tail = key.rpartition(":")
+    if not sep or head != queue or not tail.isdigit() or not tail.isascii():
+        return None
+    return int(tail)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one namespace prefix (default ``restmq:``)."""
+
+    prefix: str = "restmq:"
+
+    def queue(self, queue: str) -> list[str]:
+        """All per-queue keys, in ``QUEUE_KEY_SUFFIXES`` order."""
+        base = self._queue_base(queue)
+        return [base + suffix for suffix in QUEUE_KEY_SUFFIXES]
+
+    def queue_key(self, queue: str, suffix: str) -> str:
+        """One per-queue key by its suffix."""
+        assert suffix in QUEUE_KEY_SUFFIXES, suffix
+        return self._queue_base(queue) + suffix
+
+    def _queue_base(self, queue: str) -> str:
+        tag = hash_tag(queue)
+        if tag == queue:
+            return f"{self.prefix}{{{queue}}}:"
+        return f"{self.prefix}{{{tag}}}:{DEAD_SUFFIX[1:]}:"
+
+    @property
+    def registry(self) -> str:
+        """The set of the names of all queues."""
+        return self.prefix + "queues"
+
+    @property
+    def timers(self) -> str:
+        """The zset of queues with pending TTLs, delays or leases, scored by next due time (ms)."""
+        return self.prefix + "timers"
+
+    def daemon(self, daemon_id: str) -> str:
+        """A daemon's presence key (expires unless refreshed by its heartbeat)."""
+        return f"{self.prefix}daemon:{daemon_id}"
+
+    @property
+    def daemons(self) -> str:
+        """The zset of live daemons, scored by heartbeat deadline (ms)."""
+        return self.prefix + "daemons"
+
+    def consumers(self, queue: str) -> str:
+        """The zset of a queue's streaming consumers cluster-wide, scored by heartbeat deadline."""
+        return self._queue_base(queue) + "consumers"
+
+    def channel(self, queue: str) -> str:
+        """The pub/sub channel that wakes the daemons interested in a queue."""
+        return f"{self.prefix}wake:{queue}"
+
+    def daemon_channel(self, daemon_id: str) -> str:
+        """The pub/sub channel on which one daemon receives its deliveries."""
+        return f"{self.prefix}to:{daemon_id}"
+
+    @property
+    def control_channel(self) -> str:
+        """The pub/sub channel for cluster-wide control events (purge, start, stop)."""
+        return self.prefix + "control"
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this namespace."""
+        return self.prefix + "*"

@@ -1,0 +1,118 @@
+"""Lifecycle: start and stop everything in order.
+
+Order on start: the embedded Valkey (when no Redis URL is given) and a wait until it answers,
+then the HTTP workers. On SIGTERM/SIGINT: the workers drain and exit, then Valkey is shut down
+cleanly (it fsyncs its append-only file). With ``--workers 1`` the worker runs in this process;
+with N > 1, N spawned processes share the port through SO_REUSEPORT and a worker that dies is
+started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+from multiprocessing.process import BaseProcess
+
+from restmq.config import Settings
+from restmq.embedded import EmbeddedValkey
+from restmq.worker import serve_worker, worker_main
+
+log = logging.getLogger("restmq.server")
+RESTART_BACKOFF = 1.0
+
+
+async def _start_embedded(settings: Settings) -> EmbeddedValkey | None:
+    if not settings.embedded:
+        return None
+    valkey = EmbeddedValkey(settings.data_dir.resolve(), logger=logging.getLogger("restmq.valkey"))
+    await valkey.start()
+    log.info("embedded valkey running on %s", valkey.url)
+    return valkey
+
+
+async def serve(settings: Settings) -> None:
+    """Run the broker until a stop signal; the whole life of ``restmq serve``."""
+    valkey = await _start_embedded(settings)
+    url = settings.storage_url(valkey.url if valkey else None)
+    supervisor = asyncio.create_task(valkey.supervise()) if valkey else None
+    try:
+        if settings.workers == 1:
+            await serve_worker(settings, url)
+        else:
+            await _run_workers(settings, url)
+    finally:
+        if supervisor:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+        if valkey:
+            await valkey.stop()
+    log.info("broker stopped")
+
+
+class _Workers:
+    """N worker processes, restarted when one dies unexpectedly."""
+
+    def __init__(self, settings: Settings, url: str) -> None:
+        self._settings = settings
+        self._url = url
+        self._context = multiprocessing.get_context("spawn")
+        self._procs: list[BaseProcess] = []
+        self._all_gone = asyncio.Event()
+        self.stopping = False
+
+    def start_all(self) -> None:
+        for _ in range(self._settings.workers):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        proc = self._context.Process(
+            target=worker_main, args=(self._settings, self._url, True), daemon=False
+        )
+        proc.start()
+        self._procs.append(proc)
+        asyncio.get_running_loop().add_reader(proc.sentinel, self._on_exit, proc)
+
+    def _on_exit(self, proc: BaseProcess) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(proc.sentinel)
+        proc.join()
+        self._procs.remove(proc)
+        if self.stopping and not self._procs:
+            self._all_gone.set()
+        if not self.stopping:
+            log.error("worker %s exited with %s; starting another", proc.pid, proc.exitcode)
+            loop.call_later(RESTART_BACKOFF, self._respawn)
+
+    def _respawn(self) -> None:
+        if not self.stopping:
+            self._spawn()
+
+    async def stop_all(self, timeout: float) -> None:
+        self.stopping = True
+        if not self._procs:
+            return
+        for proc in self._procs:
+            proc.terminate()  # SIGTERM: the worker drains
+        try:
+            await asyncio.wait_for(self._all_gone.wait(), timeout + 5)
+        except TimeoutError:
+            for proc in list(self._procs):
+                log.error("worker %s did not stop in time; killing it", proc.pid)
+                proc.kill()
+                proc.join()
+
+
+async def _run_workers(settings: Settings, url: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    workers = _Workers(settings, url)
+    workers.start_all()
+    log.info("%d workers on http://%s:%d", settings.workers, settings.listen, settings.port)
+    await stop.wait()
+    await workers.stop_all(settings.shutdown_timeout)

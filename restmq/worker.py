@@ -1,0 +1,87 @@
+"""One daemon process: the HTTP server, its storage connection and its background tasks.
+
+``serve_worker`` runs until SIGTERM/SIGINT, then drains: it stops accepting, lets in-flight
+requests finish (up to ``shutdown_timeout``), closes streams and the Redis pool, and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+from aiohttp import web
+
+from restmq.config import Settings, describe_url
+from restmq.engine.connection import Storage, open_storage, prepare
+from restmq.errors import StorageUnavailable
+from restmq.http.app import build_app
+from restmq.http.context import Context
+from restmq.logs import setup_logging
+
+log = logging.getLogger("restmq.worker")
+
+
+async def _sweeper(storage: Storage, interval: float) -> None:
+    """Expire TTLs, promote delayed messages and requeue expired leases when they are due."""
+    while True:
+        try:
+            while await storage.store.sweep_due(int(time.time() * 1000)):
+                pass
+        except StorageUnavailable:
+            pass
+        except Exception:  # keep sweeping; the next round may succeed
+            log.exception("sweep failed")
+        await asyncio.sleep(interval)
+
+
+async def _prepare(storage: Storage) -> None:
+    try:
+        await prepare(storage)
+    except StorageUnavailable as exc:
+        log.warning("storage not reachable yet (%s); answering 503 until it is", exc.message)
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_worker(settings: Settings, url: str, reuse_port: bool = False) -> None:
+    """Serve HTTP on ``settings.listen:settings.port`` until a stop signal arrives."""
+    stop = _stop_event()
+    storage = open_storage(url, settings.prefix, settings.redis_pool)
+    await _prepare(storage)
+    context = Context(settings, storage.store, describe_url(url))
+    runner = web.AppRunner(
+        build_app(context),
+        access_log=log if settings.access_log else None,
+        shutdown_timeout=settings.shutdown_timeout,
+        handle_signals=False,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.listen, settings.port, reuse_port=reuse_port)
+    await site.start()
+    sweeper = asyncio.create_task(_sweeper(storage, settings.sweep_interval))
+    log.info("listening on http://%s:%d (storage %s)", settings.listen, settings.port, context.storage)
+    await stop.wait()
+    log.info("stopping: draining requests")
+    sweeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sweeper
+    await runner.cleanup()
+    await storage.close()
+    log.info("stopped")
+
+
+def worker_main(settings: Settings, url: str, reuse_port: bool) -> None:
+    """Entry point of a worker process (spawned by the server for ``--workers N``)."""
+    import uvloop
+
+    setup_logging(settings.log_level)
+    uvloop.run(serve_worker(settings, url, reuse_port))
