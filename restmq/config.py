@@ -40,7 +40,7 @@ class Settings:
     collectd: bool = False
     syslogd: bool = False
     syslog_port: int = 25000
-    history_size: int = 1000
+    history_size: int = 256
     history_age: float = 3600.0
     heartbeat: float = 15.0
     sweep_interval: float = 0.25

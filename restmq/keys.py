@@ -25,15 +25,19 @@ QUEUE_KEY_SUFFIXES = (
     "leases",  # hash id -> receipt of the current lease
     "deliv",  # hash id -> number of deliveries so far
     "meta",  # hash: policy, status, max_deliveries
-    "history",  # list of recently broadcast "id" entries (SSE replay window)
+    "history",  # list of recently broadcast "id<TAB>ms<TAB>value" entries (SSE replay)
+    "consumers",  # hash "<daemon>/<n>" -> presence deadline (ms) of a streaming consumer
+    "credits",  # hash "<daemon>/<n>" -> messages the consumer may still be sent
 )
+
+
+def is_dead_letter_queue(queue: str) -> bool:
+    return queue.endswith(DEAD_SUFFIX) and len(queue) > len(DEAD_SUFFIX)
 
 
 def hash_tag(queue: str) -> str:
     """The Cluster hash tag of a queue: its own name, or its parent's for a dead-letter queue."""
-    if queue.endswith(DEAD_SUFFIX) and len(queue) > len(DEAD_SUFFIX):
-        return queue[: -len(DEAD_SUFFIX)]
-    return queue
+    return queue[: -len(DEAD_SUFFIX)] if is_dead_letter_queue(queue) else queue
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -86,31 +90,21 @@ class Keys:
         """The zset of queues with pending TTLs, delays or leases, scored by next due time (ms)."""
         return self.prefix + "timers"
 
-    def daemon(self, daemon_id: str) -> str:
-        """A daemon's presence key (expires unless refreshed by its heartbeat)."""
-        return f"{self.prefix}daemon:{daemon_id}"
+    def queue_channel(self, queue: str) -> str:
+        """The pub/sub channel of a queue: wake-ups, broadcast messages, purge events."""
+        return self.queue_channel_prefix + queue
 
     @property
-    def daemons(self) -> str:
-        """The zset of live daemons, scored by heartbeat deadline (ms)."""
-        return self.prefix + "daemons"
-
-    def consumers(self, queue: str) -> str:
-        """The zset of a queue's streaming consumers cluster-wide, scored by heartbeat deadline."""
-        return self._queue_base(queue) + "consumers"
-
-    def channel(self, queue: str) -> str:
-        """The pub/sub channel that wakes the daemons interested in a queue."""
-        return f"{self.prefix}wake:{queue}"
+    def queue_channel_prefix(self) -> str:
+        return self.prefix + "q:"
 
     def daemon_channel(self, daemon_id: str) -> str:
-        """The pub/sub channel on which one daemon receives its deliveries."""
-        return f"{self.prefix}to:{daemon_id}"
+        """The pub/sub channel on which one daemon receives its roundrobin deliveries."""
+        return self.daemon_channel_prefix + daemon_id
 
     @property
-    def control_channel(self) -> str:
-        """The pub/sub channel for cluster-wide control events (purge, start, stop)."""
-        return self.prefix + "control"
+    def daemon_channel_prefix(self) -> str:
+        return self.prefix + "to:"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this namespace."""

@@ -15,7 +15,10 @@ import time
 from aiohttp import web
 
 from restmq.config import Settings, describe_url
+from restmq.delivery.hub import Hub
 from restmq.engine.connection import Storage, open_storage, prepare
+from restmq.engine.notify import Subscriber
+from restmq.engine.streams import DeliveryTuning, StreamStore
 from restmq.errors import StorageUnavailable
 from restmq.http.app import build_app
 from restmq.http.context import Context
@@ -44,6 +47,18 @@ async def _prepare(storage: Storage) -> None:
         log.warning("storage not reachable yet (%s); answering 503 until it is", exc.message)
 
 
+def _hub(settings: Settings, storage: Storage) -> Hub:
+    tuning = DeliveryTuning(
+        history_size=settings.history_size, history_age_ms=int(settings.history_age * 1000)
+    )
+    streams = StreamStore(storage.store, tuning)
+    return Hub(
+        streams,
+        storage.store.keys,
+        lambda on_message, on_reconnect: Subscriber(storage.redis, on_message, on_reconnect),
+    )
+
+
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -57,23 +72,27 @@ async def serve_worker(settings: Settings, url: str, reuse_port: bool = False) -
     stop = _stop_event()
     storage = open_storage(url, settings.prefix, settings.redis_pool)
     await _prepare(storage)
-    context = Context(settings, storage.store, describe_url(url))
+    hub = _hub(settings, storage)
+    await hub.start()
+    context = Context(settings, storage.store, describe_url(url), hub)
     runner = web.AppRunner(
         build_app(context),
         access_log=log if settings.access_log else None,
         shutdown_timeout=settings.shutdown_timeout,
         handle_signals=False,
+        handler_cancellation=True,  # a streaming consumer that disconnects is forgotten at once
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.listen, settings.port, reuse_port=reuse_port)
     await site.start()
     sweeper = asyncio.create_task(_sweeper(storage, settings.sweep_interval))
-    log.info("listening on http://%s:%d (storage %s)", settings.listen, settings.port, context.storage)
+    log.info("listening on http://%s:%d (%s)", settings.listen, settings.port, context.storage)
     await stop.wait()
     log.info("stopping: draining requests")
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
+    await hub.stop()
     await runner.cleanup()
     await storage.close()
     log.info("stopped")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from importlib import resources
 
 
-class ScriptName(str, Enum):
+class ScriptName(StrEnum):
     ADD = "add"
     TAKE = "take"
     GET = "get"
@@ -23,6 +23,11 @@ class ScriptName(str, Enum):
     PEEK = "peek"
     SWEEP = "sweep"
     TIMER_CAS = "timer_cas"
+    CLAIM = "claim"
+    PRESENCE = "presence"
+    DELIVERED = "delivered"
+    RELEASE = "release"
+    HISTORY = "history"
 
 
 STANDALONE = frozenset({ScriptName.TIMER_CAS})

@@ -13,8 +13,14 @@ from typing import Any
 from restmq.engine.pipeline import Pipeliner
 from restmq.engine.scripts import ScriptName
 from restmq.errors import InvalidKey
-from restmq.keys import Keys, dead_letter_queue, message_key, parse_message_key
-from restmq.types import POLICIES, Message, Policy, QueueStats, Status
+from restmq.keys import (
+    Keys,
+    dead_letter_queue,
+    is_dead_letter_queue,
+    message_key,
+    parse_message_key,
+)
+from restmq.types import Message, Policy, QueueStats, Status
 
 _KEY_CACHE_SIZE = 4096
 
@@ -37,19 +43,24 @@ class QueueStore:
         if found is None:
             if len(self._cache) >= _KEY_CACHE_SIZE:
                 self._cache.clear()
-            found = self._keys.queue(queue) + self._keys.queue(dead_letter_queue(queue))
+            own = self._keys.queue(queue)
+            dead_queue = queue if is_dead_letter_queue(queue) else dead_letter_queue(queue)
+            dead = self._keys.queue(dead_queue)
+            found = own + dead
             self._cache[queue] = found
         return found
 
-    async def _run(self, name: ScriptName, queue: str, *args: Any) -> Any:
-        return await self._p.script(name, self._queue_keys(queue), args)
+    async def run(self, name: ScriptName, queue: str, *args: Any) -> Any:
+        """Run a per-queue script; its first ARGV is always the queue's channel."""
+        channel = self._keys.queue_channel(queue)
+        return await self._p.script(name, self._queue_keys(queue), (channel, *args))
 
     async def add(
         self, queue: str, values: Sequence[str], *, ttl: float = 0, delay: float = 0
     ) -> list[str]:
         """Append messages to a queue; returns their keys in order."""
         ttl_ms, delay_ms = _ms(ttl), _ms(delay)
-        last, due = await self._run(ScriptName.ADD, queue, ttl_ms, delay_ms, *values)
+        last, due = await self.run(ScriptName.ADD, queue, ttl_ms, delay_ms, *values)
         await self._register(queue, int(due))
         first = int(last) - len(values) + 1
         return [message_key(queue, n) for n in range(first, int(last) + 1)]
@@ -57,16 +68,20 @@ class QueueStore:
     async def _register(self, queue: str, due: int = -1) -> None:
         await self._p.call("SADD", self._keys.registry, queue)
         if due >= 0:
-            await self._p.call("ZADD", self._keys.timers, "LT", due, queue)
+            await self.set_timer(queue, due)
+
+    async def set_timer(self, queue: str, due_ms: int) -> None:
+        """Make the sweeper look at the queue at ``due_ms`` at the latest."""
+        await self._p.call("ZADD", self._keys.timers, "LT", due_ms, queue)
 
     async def take(self, queue: str, count: int = 1) -> list[Message]:
         """Remove and return up to ``count`` oldest messages."""
-        flat = await self._run(ScriptName.TAKE, queue, count)
+        flat = await self.run(ScriptName.TAKE, queue, count)
         return _messages(queue, flat)
 
     async def get(self, queue: str) -> Message | None:
         """Soft get: the oldest message stays; its get counter grows by one."""
-        found = await self._run(ScriptName.GET, queue)
+        found = await self.run(ScriptName.GET, queue)
         if not found:
             return None
         msg_id, value, count = found
@@ -77,12 +92,12 @@ class QueueStore:
         msg_id = parse_message_key(queue, key)
         if msg_id is None:
             raise InvalidKey(queue, key)
-        return bool(await self._run(ScriptName.DELETE, queue, msg_id))
+        return bool(await self.run(ScriptName.DELETE, queue, msg_id))
 
     async def purge(self, queue: str) -> tuple[bool, int]:
         """Delete a queue whole; returns (whether it existed, messages removed)."""
         registered = await self._p.call("SREM", self._keys.registry, queue)
-        existed, count = await self._run(ScriptName.PURGE, queue)
+        existed, count = await self.run(ScriptName.PURGE, queue)
         await self._p.call("ZREM", self._keys.timers, queue)
         return bool(existed) or bool(registered), int(count)
 
@@ -92,7 +107,7 @@ class QueueStore:
 
     async def stats(self, queue: str) -> QueueStats:
         """The queue's counts, status and policy, read in one atomic step."""
-        length, leased, delayed, status, policy, dead, _ = await self._run(
+        length, leased, delayed, status, policy, dead, _, consumers = await self.run(
             ScriptName.STATS, queue
         )
         return QueueStats(
@@ -103,11 +118,12 @@ class QueueStore:
             leased=int(leased),
             delayed=int(delayed),
             dead=int(dead),
+            consumers=int(consumers),
         )
 
     async def peek(self, queue: str, count: int) -> list[Message]:
         """The newest ``count`` waiting messages, newest first, left in place."""
-        return _messages(queue, await self._run(ScriptName.PEEK, queue, count))
+        return _messages(queue, await self.run(ScriptName.PEEK, queue, count))
 
     async def queues(self) -> list[str]:
         """The names of all queues, sorted."""
@@ -128,6 +144,12 @@ class QueueStore:
     async def set_status(self, queue: str, status: Status) -> None:
         await self._p.call("HSET", self._keys.queue_key(queue, "meta"), "status", status)
         await self._register(queue)
+        if status == "started":
+            await self.wake(queue)
+
+    async def wake(self, queue: str) -> None:
+        """Tell every daemon with streaming consumers of the queue to look for messages."""
+        await self._p.call("PUBLISH", self._keys.queue_channel(queue), "w")
 
     async def sweep_due(self, now_ms: int, limit: int = 100) -> int:
         """Sweep the queues whose timers are due; returns how many were swept."""
@@ -136,7 +158,7 @@ class QueueStore:
         )
         due = list(zip(flat[::2], flat[1::2], strict=True))
         for queue, seen in due:
-            _, next_due = await self._run(ScriptName.SWEEP, queue)
+            _, next_due = await self.run(ScriptName.SWEEP, queue)
             await self._p.script(
                 ScriptName.TIMER_CAS, [self._keys.timers], [queue, int(float(seen)), int(next_due)]
             )
@@ -156,7 +178,7 @@ def _status(raw: str | None) -> Status:
 
 
 def _policy(raw: str | None) -> Policy:
-    return raw if raw in POLICIES else "broadcast"  # type: ignore[return-value]
+    return "roundrobin" if raw == "roundrobin" else "broadcast"
 
 
 def _messages(queue: str, flat: list[Any]) -> list[Message]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from restmq.errors import BadRequest
+from restmq.errors import BadRequest, StorageUnavailable
 from restmq.http.context import ctx
 from restmq.http.params import read_params
 from restmq.http.render import reply
@@ -33,7 +33,7 @@ async def post_policy(request: web.Request) -> web.Response:
     policy = (await read_params(request)).text("policy")
     if policy not in POLICIES:
         raise BadRequest("policy must be 'broadcast' or 'roundrobin'")
-    chosen: Policy = policy  # type: ignore[assignment]
+    chosen: Policy = policy
     await ctx(request).store.set_policy(queue, chosen)
     return reply(request, {"queue": queue, "value": chosen})
 
@@ -95,4 +95,6 @@ async def healthz(request: web.Request) -> web.Response:
     """The process answers and Redis answers a PING (503 otherwise)."""
     context = ctx(request)
     await context.store.ping()
-    return reply(request, {"status": "ok", "redis": context.storage})
+    if not context.hub.subscriber.connected:
+        raise StorageUnavailable("the pub/sub link is down")
+    return reply(request, {"status": "ok", "redis": context.storage, "pubsub": "up"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from restmq.http import admin, consume, jsonproto, produce
+from restmq.http import admin, consume, jsonproto, produce, streams
 from restmq.http.context import CTX, Context
 from restmq.http.errors import error_middleware
 
@@ -28,6 +28,9 @@ ROUTES = [
     web.get("/stats", admin.all_stats),
     web.get("/stats/", admin.all_stats),
     web.get("/stats/{queue}", admin.queue_stats),
+    web.get("/c/{queue}", streams.comet),
+    web.get("/sse/{queue}", streams.sse),
+    web.get("/ws/{queue}", streams.websocket),
     web.get("/livez", admin.livez),
     web.get("/healthz", admin.healthz),
 ]

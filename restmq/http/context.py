@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from restmq.config import Settings
+from restmq.delivery.hub import Hub
 from restmq.engine.store import QueueStore
 from restmq.errors import MessageTooLarge
 
@@ -16,6 +17,7 @@ class Context:
     settings: Settings
     store: QueueStore
     storage: str  # the storage description shown to clients (never a password)
+    hub: Hub
 
     def check_size(self, value: str) -> str:
         """Return ``value`` unless it exceeds the maximum message size (then 413)."""

@@ -19,7 +19,10 @@ for _, id in ipairs(ids) do
   if ttl > 0 then redis.call('ZADD', K_EXP, now + ttl, id) end
   if delay > 0 then redis.call('ZADD', K_DELAYED, now + delay, id) end
 end
-if delay == 0 then redis.call('LPUSH', K_READY, unpack(ids)) end
+if delay == 0 then
+  redis.call('LPUSH', K_READY, unpack(ids))
+  wake()
+end
 local due = -1
 if delay > 0 then due = now + delay elseif ttl > 0 then due = now + ttl end
 return {last, due}

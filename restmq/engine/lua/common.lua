@@ -1,7 +1,7 @@
 -- common.lua: prepended to every per-queue script by the loader.
 --
--- KEYS[1..11] are the queue's keys in restmq.keys.QUEUE_KEY_SUFFIXES order; scripts that can
--- move messages to the dead-letter queue also get its keys as KEYS[12..22].
+-- KEYS[1..13] are the queue's keys in restmq.keys.QUEUE_KEY_SUFFIXES order, then the keys of
+-- its dead-letter queue as KEYS[14..26] (DEAD + offset).
 -- Message ids are the integers of the per-queue counter; a message's value lives in the
 -- `vals` hash, and its id is in exactly one of `ready` (list), `delayed` (zset) or `leased`
 -- (zset). TTLs are logical (the `exp` zset), so a value and its reference always vanish
@@ -9,8 +9,11 @@
 
 local K_SEQ, K_READY, K_VALS, K_REFS, K_EXP = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_DELAYED, K_LEASED, K_LEASES, K_DELIV = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local K_META, K_HISTORY = KEYS[10], KEYS[11]
+local K_META, K_HISTORY, K_CONSUMERS, K_CREDITS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local DEAD = 13
 local SWEEP_LIMIT = 100
+-- ARGV[1] is always the queue's pub/sub channel; it is removed so scripts see their own ARGV.
+local CHANNEL = table.remove(ARGV, 1)
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -50,16 +53,16 @@ end
 local function by_id_desc(a, b) return tonumber(a) > tonumber(b) end
 
 -- A message whose deliveries reached max_deliveries moves to the dead-letter queue
--- (KEYS[12..22]) with its delivery count; it is a new message there, numbered by its counter.
+-- with its delivery count; it is a new message there, numbered by its own counter.
 local function bury(id)
   local value = redis.call('HGET', K_VALS, id)
   local deliveries = redis.call('HGET', K_DELIV, id) or '0'
   forget(id)
-  if not KEYS[12] or not value then return end
-  local dead_id = redis.call('INCR', KEYS[12])
-  redis.call('HSET', KEYS[14], dead_id, value)
-  redis.call('HSET', KEYS[20], dead_id, deliveries)
-  redis.call('LPUSH', KEYS[13], dead_id)
+  if not value then return end
+  local dead_id = redis.call('INCR', KEYS[DEAD + 1])
+  redis.call('HSET', KEYS[DEAD + 3], dead_id, value)
+  redis.call('HSET', KEYS[DEAD + 9], dead_id, deliveries)
+  redis.call('LPUSH', KEYS[DEAD + 2], dead_id)
 end
 
 -- Expired leases go back to the front of the queue, oldest message frontmost.
@@ -80,8 +83,32 @@ local function requeue_expired_leases(now)
   return #ids
 end
 
+-- Tell the daemons with streaming consumers of this queue that messages are waiting.
+local function wake()
+  if redis.call('HLEN', K_CONSUMERS) > 0 then redis.call('PUBLISH', CHANNEL, 'w') end
+end
+
 local function sweep(now)
-  return expire_messages(now) + promote_delayed(now) + requeue_expired_leases(now)
+  expire_messages(now)
+  local moved = promote_delayed(now) + requeue_expired_leases(now)
+  if moved > 0 then wake() end
+  return moved
+end
+
+-- The live streaming consumers, sorted by name; the entries of dead daemons are dropped.
+local function live_consumers(now)
+  local flat = redis.call('HGETALL', K_CONSUMERS)
+  local live = {}
+  for i = 1, #flat, 2 do
+    if tonumber(flat[i + 1]) >= now then
+      live[#live + 1] = flat[i]
+    else
+      redis.call('HDEL', K_CONSUMERS, flat[i])
+      redis.call('HDEL', K_CREDITS, flat[i])
+    end
+  end
+  table.sort(live)
+  return live
 end
 
 -- The earliest time at which a sweep of this queue has work to do, or -1.

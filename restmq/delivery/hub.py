@@ -1,0 +1,199 @@
+"""The delivery hub of one daemon: its live consumers, fed from Redis without polling.
+
+How this works:
+- A consumer joins: the hub subscribes to the queue's channel (waiting for Redis's
+  confirmation), registers the consumer's presence with full credits, and kicks the queue's
+  pump. The join itself publishes a wake-up, so every daemon's pump for the queue runs too.
+- A pump (one task per queue with local consumers) runs ``claim.lua`` whenever it is kicked:
+  by a wake-up on the queue's channel (an add, a start, a requeued lease), by credits coming
+  back, by a reconnect, or every ``SAFETY_SWEEP`` seconds as a safety net. The script decides,
+  for all daemons at once, which consumer gets what (see ``lua/claim.lua``).
+- Broadcast messages arrive on the queue's channel and go to every local consumer of it;
+  roundrobin messages arrive on this daemon's own channel addressed to one consumer.
+- When a transport has written a delivery it calls ``written``: credits go back (and a
+  roundrobin lease is settled) in one ``delivered.lua`` call per queue per loop turn.
+- A consumer that leaves gives back the roundrobin messages it was never sent; a daemon that
+  dies stops refreshing presence, its consumers vanish, and its leases expire and requeue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+
+from restmq.delivery.consumer import Consumer, Delivery
+from restmq.delivery.settle import Settlements
+from restmq.engine.notify import Subscriber
+from restmq.engine.streams import StreamStore
+from restmq.errors import RestMQError
+from restmq.keys import Keys, message_key
+
+log = logging.getLogger("restmq.delivery")
+SAFETY_SWEEP = 5.0
+SLACK = 16  # outbox room beyond the credits, for broadcasts that raced a join
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Hub:
+    """Live streaming consumers of one daemon, per queue."""
+
+    def __init__(self, streams: StreamStore, keys: Keys, subscriber_factory: Callable[
+            [Callable[[str, str], None], Callable[[], None]], Subscriber]) -> None:
+        self.daemon_id = uuid.uuid4().hex[:16]
+        self._streams = streams
+        self._keys = keys
+        self._consumers: dict[str, dict[str, Consumer]] = defaultdict(dict)
+        self._pumps: dict[str, _Pump] = {}
+        self._numbers = itertools.count(1)
+        self._settle = Settlements(streams, self._kick)
+        self.subscriber = subscriber_factory(self._on_message, self._on_reconnect)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.subscriber.run()),
+            asyncio.create_task(self._heartbeat()),
+        ]
+        await self.subscriber.subscribe(self._keys.daemon_channel(self.daemon_id))
+
+    async def stop(self) -> None:
+        """Close every consumer, give back what they hold, stop the background tasks."""
+        for queue in list(self._consumers):
+            for consumer in list(self._consumers[queue].values()):
+                consumer.close("server shutting down")
+        for task in [*self._tasks, *(p.task for p in self._pumps.values())]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def count(self, queue: str) -> int:
+        return len(self._consumers.get(queue, {}))
+
+    async def join(self, queue: str) -> Consumer:
+        """A new live consumer of ``queue`` on this daemon."""
+        member = f"{self.daemon_id}/{next(self._numbers)}"
+        consumer = Consumer(queue, member, self._streams.tuning.credits + SLACK)
+        await self.subscriber.subscribe(self._keys.queue_channel(queue))
+        self._consumers[queue][member] = consumer
+        self._pump(queue)
+        await self._streams.join(queue, member, _now_ms())
+        return consumer
+
+    async def leave(self, consumer: Consumer) -> None:
+        """Forget a consumer at once; its unsent roundrobin messages go back to the queue."""
+        consumer.close("left")
+        local = self._consumers.get(consumer.queue, {})
+        local.pop(consumer.member, None)
+        leased = [d.msg_id for d in consumer.drain() if d.leased]
+        with contextlib.suppress(RestMQError):
+            await self._streams.leave(consumer.queue, [consumer.member])
+            await self._streams.release(consumer.queue, consumer.member, leased)
+        if not local:
+            await self._retire(consumer.queue)
+
+    def written(self, consumer: Consumer, delivery: Delivery) -> None:
+        """The transport wrote ``delivery``: give a credit back, settle its lease."""
+        self._settle.add(consumer.queue, consumer.member, delivery)
+
+    def unwritten(self, consumer: Consumer, delivery: Delivery) -> None:
+        """The transport failed to write ``delivery``: a roundrobin message goes back."""
+        if delivery.leased:
+            self._settle.release(consumer.queue, consumer.member, delivery.msg_id)
+
+    async def history(self, queue: str, after_id: int) -> list[tuple[str, str]]:
+        """The broadcast messages after ``after_id`` still in the queue's history window."""
+        return await self._streams.history(queue, after_id)
+
+    async def _retire(self, queue: str) -> None:
+        self._consumers.pop(queue, None)
+        pump = self._pumps.pop(queue, None)
+        if pump:
+            pump.task.cancel()
+        await self.subscriber.unsubscribe(self._keys.queue_channel(queue))
+
+    def _pump(self, queue: str) -> None:
+        if queue not in self._pumps:
+            self._pumps[queue] = _Pump(queue, self._streams)
+        self._pumps[queue].kick()
+
+    def _kick(self, queue: str) -> None:
+        pump = self._pumps.get(queue)
+        if pump:
+            pump.kick()
+
+    def _on_reconnect(self) -> None:
+        for pump in self._pumps.values():
+            pump.kick()
+
+    def _on_message(self, channel: str, data: str) -> None:
+        if channel.startswith(self._keys.queue_channel_prefix):
+            self._on_queue_event(channel[len(self._keys.queue_channel_prefix):], data)
+        else:
+            self._on_roundrobin(data)
+
+    def _on_queue_event(self, queue: str, data: str) -> None:
+        kind = data[:1]
+        if kind == "w":
+            self._kick(queue)
+        elif kind == "b":
+            _, msg_id, value = data.split("\t", 2)
+            delivery = Delivery(msg_id, message_key(queue, msg_id), value, leased=False)
+            for consumer in list(self._consumers.get(queue, {}).values()):
+                consumer.offer(delivery)
+        elif kind == "p":
+            for consumer in list(self._consumers.get(queue, {}).values()):
+                consumer.close("queue deleted")
+
+    def _on_roundrobin(self, data: str) -> None:
+        _, queue, member, msg_id, value = data.split("\t", 4)
+        consumer = self._consumers.get(queue, {}).get(member)
+        delivery = Delivery(msg_id, message_key(queue, msg_id), value, leased=True)
+        if consumer is None or not consumer.offer(delivery):
+            self._settle.release(queue, member, msg_id)
+
+    async def _heartbeat(self) -> None:
+        """Refresh the presence of every local consumer, well before it would lapse."""
+        interval = self._streams.tuning.presence_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            for queue, local in list(self._consumers.items()):
+                if local:
+                    with contextlib.suppress(RestMQError):
+                        await self._streams.refresh(queue, list(local), _now_ms())
+
+
+class _Pump:
+    """Runs the claim script for one queue whenever kicked, and as a slow safety net."""
+
+    def __init__(self, queue: str, streams: StreamStore) -> None:
+        self.queue = queue
+        self._streams = streams
+        self._kicked = asyncio.Event()
+        self.task = asyncio.create_task(self._run())
+
+    def kick(self) -> None:
+        self._kicked.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kicked.wait(), SAFETY_SWEEP)
+            self._kicked.clear()
+            try:
+                await self._claim_all()
+            except RestMQError as exc:
+                log.warning("claim on %r failed: %s", self.queue, exc.message)
+
+    async def _claim_all(self) -> None:
+        lease_ms = self._streams.tuning.lease_ms
+        while await self._streams.claim(self.queue):
+            await self._streams.note_leases(self.queue, _now_ms() + lease_ms)
