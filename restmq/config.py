@@ -43,6 +43,9 @@ class Settings:
     history_size: int = 256
     history_age: float = 3600.0
     heartbeat: float = 15.0
+    stream_lease: float = 15.0
+    presence_timeout: float = 5.0
+    stream_credits: int = 64
     sweep_interval: float = 0.25
     shutdown_timeout: float = 10.0
     log_level: str = "info"
@@ -163,6 +166,8 @@ def _validate(settings: Settings) -> None:
         (settings.max_body_size >= settings.max_message_size, "max_body_size too small"),
         ("{" not in settings.prefix and "}" not in settings.prefix, "prefix has a brace"),
         (settings.redis_pool >= 1, "redis_pool must be at least 1"),
+        (settings.stream_credits >= 1, "stream_credits must be at least 1"),
+        (settings.presence_timeout > 0 and settings.stream_lease > 0, "timeouts must be > 0"),
     ]
     for ok, message in checks:
         if not ok:

@@ -15,10 +15,13 @@ import logging
 import multiprocessing
 import signal
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
 from restmq.config import Settings
-from restmq.embedded import EmbeddedValkey
 from restmq.worker import serve_worker, worker_main
+
+if TYPE_CHECKING:
+    from restmq.embedded import EmbeddedValkey
 
 log = logging.getLogger("restmq.server")
 RESTART_BACKOFF = 1.0
@@ -27,6 +30,8 @@ RESTART_BACKOFF = 1.0
 async def _start_embedded(settings: Settings) -> EmbeddedValkey | None:
     if not settings.embedded:
         return None
+    from restmq.embedded import EmbeddedValkey  # only when no Redis is given
+
     valkey = EmbeddedValkey(settings.data_dir.resolve(), logger=logging.getLogger("restmq.valkey"))
     await valkey.start()
     log.info("embedded valkey running on %s", valkey.url)

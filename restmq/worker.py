@@ -49,7 +49,11 @@ async def _prepare(storage: Storage) -> None:
 
 def _hub(settings: Settings, storage: Storage) -> Hub:
     tuning = DeliveryTuning(
-        history_size=settings.history_size, history_age_ms=int(settings.history_age * 1000)
+        credits=settings.stream_credits,
+        lease_ms=int(settings.stream_lease * 1000),
+        presence_ms=int(settings.presence_timeout * 1000),
+        history_size=settings.history_size,
+        history_age_ms=int(settings.history_age * 1000),
     )
     streams = StreamStore(storage.store, tuning)
     return Hub(

@@ -45,14 +45,14 @@ class Broker:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> Broker:
-        log = self.log_path.open("ab")
         env = {**os.environ, **self.env}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "restmq", "serve", "--port", str(self.port), *self.args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "restmq", "serve", "--port", str(self.port), *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         wait_until(lambda: self._alive_or_fail() and _answers(self.url + "/livez"), timeout)
         return self
 
