@@ -68,7 +68,9 @@ async def _post_all(
     return list(await asyncio.gather(*(post(v, next(targets)) for v in values)))
 
 
-async def _set(session: aiohttp.ClientSession, broker: Broker, path: str, data: dict[str, str]) -> None:
+async def _set(
+    session: aiohttp.ClientSession, broker: Broker, path: str, data: dict[str, str]
+) -> None:
     async with session.post(broker.url + path, data=data) as response:
         assert response.status == 200, await response.text()
 

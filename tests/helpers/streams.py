@@ -7,6 +7,7 @@ Each reader runs in a task, records every message it gets as (key, value) and ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
@@ -48,10 +49,8 @@ class Reader:
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
                 await self.task
-            except (asyncio.CancelledError, aiohttp.ClientError):
-                pass
 
     @property
     def keys(self) -> list[str]:

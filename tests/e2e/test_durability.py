@@ -1,0 +1,92 @@
+"""Durability with the embedded Valkey (SPEC §1, §2): a SIGKILL of the broker and of its
+Valkey loses no message accepted more than one second before the kill."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+
+from tests.helpers.broker import Broker, free_port
+
+
+def _valkey_pids(data_dir: Path) -> list[int]:
+    """The valkey-server processes serving ``data_dir`` (found through /proc)."""
+    socket_path = str(data_dir / "valkey.sock")
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        # Valkey retitles itself "valkey-server unixsocket:<path>".
+        title = b" ".join(cmdline)
+        if b"valkey-server" in title and socket_path.encode() in title:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _embedded_broker(tmp_path: Path, data_dir: Path) -> Broker:
+    port = free_port()
+    args = ["--data-dir", str(data_dir)]
+    return Broker(args=args, port=port, log_path=tmp_path / f"broker-{port}.log")
+
+
+async def _produce(url: str, accepted: list[tuple[float, str]], stop: asyncio.Event) -> None:
+    async with aiohttp.ClientSession() as session:
+        i = 0
+        while not stop.is_set():
+            try:
+                async with session.post(f"{url}/q/durable", data={"value": f"d{i}"}) as r:
+                    if r.status == 200:
+                        accepted.append((time.monotonic(), (await r.text()).strip()))
+            except aiohttp.ClientError:
+                return  # the broker is gone
+            i += 1
+
+
+async def _drain(url: str) -> set[str]:
+    keys = set()
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.get(f"{url}/q/durable") as response:
+                if response.status == 204:
+                    return keys
+                assert response.status == 200
+                keys.add((await response.json())["key"])
+
+
+async def test_messages_survive_a_sigkill_of_the_broker_and_its_valkey(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    broker = _embedded_broker(tmp_path, data_dir).start()
+    accepted: list[tuple[float, str]] = []
+    stop = asyncio.Event()
+    producer = asyncio.create_task(_produce(broker.url, accepted, stop))
+    try:
+        deadline = time.monotonic() + 20
+        while not accepted or accepted[-1][0] - accepted[0][0] < 2.5:
+            assert time.monotonic() < deadline, "the producer stalled"
+            await asyncio.sleep(0.05)  # let the producer run for 2.5 s of accepted writes
+        pids = _valkey_pids(data_dir)
+        assert len(pids) == 1, pids
+        killed_at = time.monotonic()
+        broker.kill()
+        os.kill(pids[0], signal.SIGKILL)
+        stop.set()
+        await producer
+    finally:
+        broker.kill()
+    must_survive = {key for at, key in accepted if at < killed_at - 1.0}
+    assert len(must_survive) > 100
+    restarted = _embedded_broker(tmp_path, data_dir).start()
+    try:
+        survivors = await _drain(restarted.url)
+    finally:
+        assert restarted.stop() == 0
+    assert must_survive <= survivors, sorted(must_survive - survivors)[:10]
