@@ -46,7 +46,7 @@ class Settings:
     stream_lease: float = 15.0
     presence_timeout: float = 5.0
     stream_credits: int = 64
-    sweep_interval: float = 0.25
+    sweep_interval: float = 0.1
     shutdown_timeout: float = 10.0
     log_level: str = "info"
     access_log: bool = False
