@@ -60,6 +60,26 @@ class EmptyQueue(NotFound):
         self.queue = queue
 
 
+class MessageGone(NotFound):
+    """Raised when a message key names no existing message (taken, acked, expired, purged)."""
+
+    def __init__(self, queue: str, key: str) -> None:
+        super().__init__(f"no such message: {key}")
+        self.queue = queue
+        self.key = key
+
+
+class StaleReceipt(RestMQError):
+    """Raised when a receipt does not hold the message's current lease (wrong or expired)."""
+
+    status = 409
+
+    def __init__(self, queue: str, key: str) -> None:
+        super().__init__(f"wrong or stale receipt for {key}: the lease is not yours any more")
+        self.queue = queue
+        self.key = key
+
+
 class Unauthorized(RestMQError):
     """Raised when a request carries no valid credentials for a protected route."""
 
@@ -91,3 +111,14 @@ class EmbeddedServerError(RestMQError):
 
 class ConfigError(RestMQError):
     """Raised when settings from flags, environment or the TOML file are invalid."""
+
+
+class UnsupportedMediaType(RestMQError):
+    """Raised when a request body's Content-Type is not one the route accepts."""
+
+    status = 415
+
+    def __init__(self, content_type: str, accepted: tuple[str, ...]) -> None:
+        super().__init__(f"unsupported content type {content_type!r}; send {' or '.join(accepted)}")
+        self.content_type = content_type
+        self.accepted = accepted

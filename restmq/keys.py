@@ -28,6 +28,7 @@ QUEUE_KEY_SUFFIXES = (
     "history",  # list of recently broadcast "id<TAB>ms<TAB>value" entries (SSE replay)
     "consumers",  # hash "<daemon>/<n>" -> presence deadline (ms) of a streaming consumer
     "credits",  # hash "<daemon>/<n>" -> messages the consumer may still be sent
+    "pollers",  # hash daemon -> presence deadline (ms) of its long-polling requests
 )
 
 

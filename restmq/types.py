@@ -21,6 +21,21 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Reserved:
+    """A leased message: it returns to the queue unless acknowledged before its deadline."""
+
+    queue: str
+    key: str
+    value: str
+    receipt: str
+    deliveries: int
+    deadline_ms: int
+
+
+NackOutcome = Literal["requeued", "delayed", "dead"]
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     """The counts of one queue, read in one atomic step."""
 

@@ -24,15 +24,17 @@ import itertools
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from restmq.delivery.consumer import Consumer, Delivery
+from restmq.delivery.longpoll import LongPolls
 from restmq.delivery.settle import Settlements
 from restmq.engine.notify import Subscriber
 from restmq.engine.streams import StreamStore
 from restmq.errors import RestMQError
 from restmq.keys import Keys, message_key
+from restmq.types import Message, Reserved
 
 log = logging.getLogger("restmq.delivery")
 SAFETY_SWEEP = 5.0
@@ -57,6 +59,8 @@ class Hub:
         self._settle = Settlements(streams, self._kick)
         self.subscriber = subscriber_factory(self._on_message, self._on_reconnect)
         self._tasks: list[asyncio.Task[None]] = []
+        self._channel_users: Counter[str] = Counter()
+        self.polls = LongPolls(self._poll_start, self._poll_stop)
 
     async def start(self) -> None:
         self._tasks = [
@@ -82,7 +86,7 @@ class Hub:
         """A new live consumer of ``queue`` on this daemon."""
         member = f"{self.daemon_id}/{next(self._numbers)}"
         consumer = Consumer(queue, member, self._streams.tuning.credits + SLACK)
-        await self.subscriber.subscribe(self._keys.queue_channel(queue))
+        await self._listen(queue)
         self._consumers[queue][member] = consumer
         self._pump(queue)
         await self._streams.join(queue, member, _now_ms())
@@ -118,7 +122,50 @@ class Hub:
         pump = self._pumps.pop(queue, None)
         if pump:
             pump.task.cancel()
-        await self.subscriber.unsubscribe(self._keys.queue_channel(queue))
+        await self._unlisten(queue)
+
+    async def _listen(self, queue: str) -> None:
+        """Subscribe to the queue's channel (once for all local users of it)."""
+        self._channel_users[queue] += 1
+        await self.subscriber.subscribe(self._keys.queue_channel(queue))
+
+    async def _unlisten(self, queue: str) -> None:
+        self._channel_users[queue] -= 1
+        if self._channel_users[queue] <= 0:
+            del self._channel_users[queue]
+            await self.subscriber.unsubscribe(self._keys.queue_channel(queue))
+
+    async def _poll_start(self, queue: str) -> None:
+        await self._listen(queue)
+        deadline = _now_ms() + self._streams.tuning.presence_ms
+        await self._streams.store.mark_poller(queue, self.daemon_id, deadline)
+
+    async def _poll_stop(self, queue: str) -> None:
+        with contextlib.suppress(RestMQError):
+            await self._streams.store.mark_poller(queue, self.daemon_id, None)
+        await self._unlisten(queue)
+
+    async def take(self, queue: str, count: int, wait: float) -> list[Message]:
+        """Take up to ``count`` messages, waiting up to ``wait`` seconds for the first."""
+        store = self._streams.store
+        return await self.polls.wait(
+            queue, lambda: store.take(queue, count), lambda found: store.put_back(queue, found),
+            wait,
+        )
+
+    async def reserve(
+        self, queue: str, count: int, timeout: float, wait: float
+    ) -> list[Reserved]:
+        """Lease up to ``count`` messages, waiting up to ``wait`` seconds for the first."""
+        store = self._streams.store
+
+        async def give_back(found: list[Reserved]) -> None:
+            for message in found:
+                await store.nack(queue, message.key, message.receipt)
+
+        return await self.polls.wait(
+            queue, lambda: store.reserve(queue, count, timeout), give_back, wait
+        )
 
     def _pump(self, queue: str) -> None:
         if queue not in self._pumps:
@@ -133,6 +180,8 @@ class Hub:
     def _on_reconnect(self) -> None:
         for pump in self._pumps.values():
             pump.kick()
+        for queue in self.polls.queues():
+            self.polls.wake(queue)
 
     def _on_message(self, channel: str, data: str) -> None:
         if channel.startswith(self._keys.queue_channel_prefix):
@@ -144,6 +193,7 @@ class Hub:
         kind = data[:1]
         if kind == "w":
             self._kick(queue)
+            self.polls.wake(queue)
         elif kind == "b":
             _, msg_id, value = data.split("\t", 2)
             delivery = Delivery(msg_id, message_key(queue, msg_id), value, leased=False)
@@ -169,6 +219,10 @@ class Hub:
                 if local:
                     with contextlib.suppress(RestMQError):
                         await self._streams.refresh(queue, list(local), _now_ms())
+            deadline = _now_ms() + self._streams.tuning.presence_ms
+            for queue in self.polls.queues():
+                with contextlib.suppress(RestMQError):
+                    await self._streams.store.mark_poller(queue, self.daemon_id, deadline)
 
 
 class _Pump:

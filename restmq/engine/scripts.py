@@ -28,6 +28,11 @@ class ScriptName(StrEnum):
     DELIVERED = "delivered"
     RELEASE = "release"
     HISTORY = "history"
+    RESERVE = "reserve"
+    ACK = "ack"
+    NACK = "nack"
+    EXTEND = "extend"
+    PUTBACK = "putback"
 
 
 STANDALONE = frozenset({ScriptName.TIMER_CAS})

@@ -7,12 +7,13 @@ commands (SPEC §2). Nothing outside ``restmq.engine`` talks to Redis.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
 from restmq.engine.pipeline import Pipeliner
 from restmq.engine.scripts import ScriptName
-from restmq.errors import InvalidKey
+from restmq.errors import InvalidKey, MessageGone, StaleReceipt
 from restmq.keys import (
     Keys,
     dead_letter_queue,
@@ -20,7 +21,7 @@ from restmq.keys import (
     message_key,
     parse_message_key,
 )
-from restmq.types import Message, Policy, QueueStats, Status
+from restmq.types import Message, NackOutcome, Policy, QueueStats, Reserved, Status
 
 _KEY_CACHE_SIZE = 4096
 
@@ -89,10 +90,7 @@ class QueueStore:
 
     async def delete(self, queue: str, key: str) -> bool:
         """Delete one message by key wherever it is; False when it no longer exists."""
-        msg_id = parse_message_key(queue, key)
-        if msg_id is None:
-            raise InvalidKey(queue, key)
-        return bool(await self.run(ScriptName.DELETE, queue, msg_id))
+        return bool(await self.run(ScriptName.DELETE, queue, self._id(queue, key)))
 
     async def purge(self, queue: str) -> tuple[bool, int]:
         """Delete a queue whole; returns (whether it existed, messages removed)."""
@@ -164,9 +162,88 @@ class QueueStore:
             )
         return len(due)
 
+    async def reserve(self, queue: str, count: int, timeout: float) -> list[Reserved]:
+        """Lease up to ``count`` oldest messages for ``timeout`` seconds."""
+        receipts = [secrets.token_urlsafe(12) for _ in range(count)]
+        deadline, *flat = await self.run(ScriptName.RESERVE, queue, _ms(timeout), *receipts)
+        if flat:
+            await self.set_timer(queue, int(deadline))
+        return [
+            Reserved(queue, message_key(queue, flat[i]), flat[i + 1], flat[i + 2],
+                     int(flat[i + 3]), int(deadline))
+            for i in range(0, len(flat), 4)
+        ]
+
+    async def ack(self, queue: str, key: str, receipt: str) -> None:
+        """Delete a leased message; the receipt must hold its lease."""
+        status = await self.run(ScriptName.ACK, queue, self._id(queue, key), receipt)
+        _check_lease(int(status), queue, key)
+
+    async def nack(self, queue: str, key: str, receipt: str, delay: float = 0) -> NackOutcome:
+        """Give a leased message back now or after ``delay`` (or to the dead-letter queue)."""
+        msg_id = self._id(queue, key)
+        status, due = await self.run(ScriptName.NACK, queue, msg_id, receipt, _ms(delay))
+        _check_lease(int(status), queue, key)
+        if int(due) >= 0:
+            await self.set_timer(queue, int(due))
+        return _NACK_OUTCOMES[int(status)]
+
+    async def extend(self, queue: str, key: str, receipt: str, timeout: float) -> int:
+        """Move a lease's deadline to now + ``timeout``; returns the new deadline (ms)."""
+        msg_id = self._id(queue, key)
+        status, deadline = await self.run(ScriptName.EXTEND, queue, msg_id, receipt, _ms(timeout))
+        _check_lease(int(status), queue, key)
+        await self.set_timer(queue, int(deadline))
+        return int(deadline)
+
+    async def put_back(self, queue: str, messages: Sequence[Message]) -> None:
+        """Return taken messages to the front of the queue, oldest first."""
+        args: list[str] = []
+        for message in messages:
+            args += [str(self._id(queue, message.key)), message.value]
+        if args:
+            await self.run(ScriptName.PUTBACK, queue, *args)
+
+    async def max_deliveries(self, queue: str) -> int:
+        raw = await self._p.call("HGET", self._keys.queue_key(queue, "meta"), "max_deliveries")
+        return int(raw or 0)
+
+    async def set_max_deliveries(self, queue: str, count: int) -> None:
+        """Set (0 clears) how many deliveries a message gets before it is dead-lettered."""
+        meta = self._keys.queue_key(queue, "meta")
+        await self._p.call("HSET", meta, "max_deliveries", count)
+        await self._register(queue)
+        if count:
+            await self._register(dead_letter_queue(queue))
+
+    async def mark_poller(self, queue: str, daemon_id: str, deadline_ms: int | None) -> None:
+        """Announce (or, with None, withdraw) a daemon's long-polling requests on a queue,
+        so that adds publish wake-ups for it."""
+        pollers = self._keys.queue_key(queue, "pollers")
+        if deadline_ms is None:
+            await self._p.call("HDEL", pollers, daemon_id)
+        else:
+            await self._p.call("HSET", pollers, daemon_id, deadline_ms)
+
+    def _id(self, queue: str, key: str) -> int:
+        msg_id = parse_message_key(queue, key)
+        if msg_id is None:
+            raise InvalidKey(queue, key)
+        return msg_id
+
     async def ping(self) -> None:
         """Raise StorageUnavailable unless Redis answers."""
         await self._p.call("PING")
+
+
+_NACK_OUTCOMES: dict[int, NackOutcome] = {1: "requeued", 2: "delayed", 3: "dead"}
+
+
+def _check_lease(status: int, queue: str, key: str) -> None:
+    if status == 0:
+        raise MessageGone(queue, key)
+    if status < 0:
+        raise StaleReceipt(queue, key)
 
 
 def _ms(seconds: float) -> int:

@@ -33,6 +33,10 @@ class StreamStore:
         self._store = store
         self.tuning = tuning
 
+    @property
+    def store(self) -> QueueStore:
+        return self._store
+
     async def join(self, queue: str, member: str, now_ms: int) -> None:
         deadline = now_ms + self.tuning.presence_ms
         await self._store.run(

@@ -11,9 +11,11 @@ from restmq.errors import BadRequest, StorageUnavailable
 from restmq.http.context import ctx
 from restmq.http.params import read_params
 from restmq.http.render import reply
+from restmq.protocol import fields as checks
 from restmq.protocol.names import check_queue
-from restmq.types import POLICIES, Policy, Status, stats_json
+from restmq.types import POLICIES, Status, stats_json
 
+MAX_DELIVERIES = 1_000_000
 STATUS_WORDS: dict[str, Status] = {"start": "started", "stop": "stopped"}
 STATUS_NUMBERS: dict[Status, int] = {"started": 1, "stopped": 0}
 
@@ -25,17 +27,32 @@ def _queue(request: web.Request) -> str:
 async def get_policy(request: web.Request) -> web.Response:
     queue = _queue(request)
     await read_params(request)
-    return reply(request, {"queue": queue, "value": await ctx(request).store.policy(queue)})
+    store = ctx(request).store
+    answer: dict[str, Any] = {"queue": queue, "value": await store.policy(queue)}
+    limit = await store.max_deliveries(queue)
+    if limit:
+        answer["max_deliveries"] = limit
+    return reply(request, answer)
 
 
 async def post_policy(request: web.Request) -> web.Response:
+    """Set the policy and/or ``max_deliveries`` (0 clears it) of a queue."""
     queue = _queue(request)
-    policy = (await read_params(request)).text("policy")
-    if policy not in POLICIES:
+    params = await read_params(request)
+    policy, limit = params.text("policy"), params.fields.get("max_deliveries")
+    if policy is None and limit is None:
+        raise BadRequest("send policy=broadcast|roundrobin and/or max_deliveries=<n>")
+    if policy is not None and policy not in POLICIES:
         raise BadRequest("policy must be 'broadcast' or 'roundrobin'")
-    chosen: Policy = policy
-    await ctx(request).store.set_policy(queue, chosen)
-    return reply(request, {"queue": queue, "value": chosen})
+    store = ctx(request).store
+    answer: dict[str, Any] = {"queue": queue}
+    if limit is not None:
+        answer["max_deliveries"] = checks.whole(limit, "max_deliveries", MAX_DELIVERIES)
+        await store.set_max_deliveries(queue, answer["max_deliveries"])
+    if policy is not None:
+        await store.set_policy(queue, policy)
+    answer["value"] = await store.policy(queue)
+    return reply(request, answer)
 
 
 async def get_control(request: web.Request) -> web.Response:

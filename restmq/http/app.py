@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from restmq.http import admin, consume, jsonproto, produce, streams
+from restmq.http import admin, consume, jsonproto, produce, reliable, streams, xmlrpc
+from restmq.http.collectd import collectd_routes
 from restmq.http.context import CTX, Context
 from restmq.http.errors import error_middleware
 
@@ -16,6 +17,11 @@ ROUTES = [
     web.get("/q/{queue}", consume.get_queue),
     web.post("/q/{queue}", produce.post_queue),
     web.delete("/q/{queue}", consume.delete_queue),
+    web.post("/q/{queue}/reserve", reliable.reserve),
+    web.post("/q/{queue}/ack", reliable.ack),
+    web.post("/q/{queue}/nack", reliable.nack),
+    web.post("/q/{queue}/extend", reliable.extend),
+    web.post("/xmlrpc", xmlrpc.handle),
     web.get("/queue", jsonproto.get_help),
     web.post("/queue", jsonproto.post_command),
     web.get("/j/{queue}", jsonproto.job_page),
@@ -43,4 +49,6 @@ def build_app(context: Context) -> web.Application:
     )
     app[CTX] = context
     app.add_routes(ROUTES)
+    if context.settings.collectd:
+        app.add_routes(collectd_routes())
     return app

@@ -1,8 +1,9 @@
-"""The JSON protocol (SPEC §3.3): one handler per command, chosen from a table.
+"""The JSON protocol (SPEC §3.3, §4): one handler per command, chosen from a table.
 
-Shared by ``POST /queue`` and the WebSocket route. Command errors (a missing field, a wrong
-type, an empty queue) answer ``{"error": ...}`` with status 200, as the original did, so old
-clients keep working; only malformed JSON or a missing ``cmd`` is a 400 (raised by ``parse``).
+Shared by ``POST /queue``, the WebSocket route and XML-RPC. Command errors (a missing field, a
+wrong type, an empty queue, a stale receipt) answer ``{"error": ...}`` with status 200, as the
+original did, so old clients keep working; only malformed JSON or a missing ``cmd`` is a 400
+(raised by ``parse``). Asking for ``count`` answers a batch: ``{"queue", "messages": [...]}``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from restmq.errors import BadRequest
+from restmq.errors import BadRequest, MessageGone, StaleReceipt
+from restmq.http import shapes
 from restmq.http.context import Context
+from restmq.protocol import fields as checks
 from restmq.protocol.names import check_queue
 
 Command = dict[str, Any]
 Handler = Callable[[Context, Command], Awaitable[dict[str, Any]]]
+EMPTY = {"error": "empty queue"}
+COMMAND_ERRORS = (BadRequest, MessageGone, StaleReceipt)
+MAX_BATCH = 10_000
 
 
 def parse(obj: Any) -> Command:
@@ -39,18 +45,29 @@ def _queue(command: Command) -> str:
 
 
 def _seconds(command: Command, name: str) -> float:
-    value = command.get(name, 0)
-    if value is None:
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise BadRequest(f"'{name}' must be a non-negative number of seconds")
-    return float(value)
+    return checks.seconds(command.get(name), name)
+
+
+def _values(ctx: Context, command: Command) -> list[str]:
+    return batch_values(ctx, command.get("values"))
+
+
+def batch_values(ctx: Context, values: Any) -> list[str]:
+    """Check a batch of values: a JSON list of 1 to MAX_BATCH strings, each within size."""
+    if not isinstance(values, list) or not values or len(values) > MAX_BATCH:
+        raise BadRequest(f"'values' must be a list of 1 to {MAX_BATCH} strings")
+    if not all(isinstance(value, str) for value in values):
+        raise BadRequest("'values' must be a list of strings")
+    return [ctx.check_size(value) for value in values]
 
 
 async def _add(ctx: Context, command: Command) -> dict[str, Any]:
     queue = _queue(command)
-    value = ctx.check_size(_text(command, "value", allow_empty=True))
     ttl, delay = _seconds(command, "ttl"), _seconds(command, "delay")
+    if "values" in command:
+        keys = await ctx.store.add(queue, _values(ctx, command), ttl=ttl, delay=delay)
+        return {"queue": queue, "keys": keys}
+    value = ctx.check_size(_text(command, "value", allow_empty=True))
     (key,) = await ctx.store.add(queue, [value], ttl=ttl, delay=delay)
     return {"queue": queue, "value": value, "key": key}
 
@@ -59,23 +76,63 @@ async def _get(ctx: Context, command: Command) -> dict[str, Any]:
     queue = _queue(command)
     message = await ctx.store.get(queue)
     if message is None:
-        return {"error": "empty queue"}
+        return EMPTY
     return {"queue": queue, "value": message.value, "key": message.key, "count": message.count}
 
 
 async def _take(ctx: Context, command: Command) -> dict[str, Any]:
     queue = _queue(command)
-    taken = await ctx.store.take(queue)
-    if not taken:
-        return {"error": "empty queue"}
-    return {"queue": queue, "value": taken[0].value, "key": taken[0].key}
+    count = checks.count(command.get("count"))
+    wait = checks.seconds(command.get("wait"), "wait", maximum=checks.MAX_WAIT)
+    found = await ctx.hub.take(queue, count, wait)
+    if "count" in command:
+        return shapes.many(queue, [shapes.taken(m) for m in found])
+    if not found:
+        return EMPTY
+    return {"queue": queue, "value": found[0].value, "key": found[0].key}
+
+
+async def _reserve(ctx: Context, command: Command) -> dict[str, Any]:
+    queue = _queue(command)
+    count = checks.count(command.get("count"))
+    timeout = checks.positive_seconds(
+        command.get("timeout"), "timeout", checks.DEFAULT_VISIBILITY, checks.MAX_VISIBILITY
+    )
+    wait = checks.seconds(command.get("wait"), "wait", maximum=checks.MAX_WAIT)
+    found = await ctx.hub.reserve(queue, count, timeout, wait)
+    if "count" in command:
+        return shapes.many(queue, [shapes.reserved(m) for m in found])
+    return shapes.reserved(found[0]) if found else EMPTY
 
 
 async def _delete(ctx: Context, command: Command) -> dict[str, Any]:
+    if command.get("receipt") is not None:
+        return await _ack(ctx, command)
     queue = _queue(command)
     key = _text(command, "key")
     deleted = await ctx.store.delete(queue, key)
     return {"queue": queue, "deleted": deleted, "key": key}
+
+
+async def _ack(ctx: Context, command: Command) -> dict[str, Any]:
+    queue, key, receipt = _queue(command), _text(command, "key"), _text(command, "receipt")
+    await ctx.store.ack(queue, key, receipt)
+    return {"queue": queue, "key": key, "acked": True}
+
+
+async def _nack(ctx: Context, command: Command) -> dict[str, Any]:
+    queue, key, receipt = _queue(command), _text(command, "key"), _text(command, "receipt")
+    outcome = await ctx.store.nack(queue, key, receipt, _seconds(command, "delay"))
+    return {"queue": queue, "key": key, "outcome": outcome}
+
+
+async def _extend(ctx: Context, command: Command) -> dict[str, Any]:
+    queue, key, receipt = _queue(command), _text(command, "key"), _text(command, "receipt")
+    timeout = checks.positive_seconds(
+        command.get("timeout"), "timeout", checks.DEFAULT_VISIBILITY, checks.MAX_VISIBILITY
+    )
+    await ctx.store.extend(queue, key, receipt, timeout)
+    return {"queue": queue, "key": key, "timeout": timeout}
 
 
 HANDLERS: dict[str, Handler] = {
@@ -83,6 +140,10 @@ HANDLERS: dict[str, Handler] = {
     "get": _get,
     "take": _take,
     "del": _delete,
+    "reserve": _reserve,
+    "ack": _ack,
+    "nack": _nack,
+    "extend": _extend,
 }
 
 
@@ -93,5 +154,5 @@ async def execute(ctx: Context, command: Command) -> dict[str, Any]:
         return {"error": "null resultset"}
     try:
         return await handler(ctx, command)
-    except BadRequest as exc:  # a command error, not a request error: 200, as in 1.x
+    except COMMAND_ERRORS as exc:  # a command error, not a request error: 200, as in 1.x
         return {"error": exc.message}

@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from restmq.errors import EmptyQueue
-from restmq.http import pages
+from restmq.http import pages, shapes
 from restmq.http.context import ctx
 from restmq.http.params import read_params
 from restmq.http.render import no_content, reply
+from restmq.protocol import fields as checks
 from restmq.protocol.names import check_queue
 from restmq.types import Message
 
@@ -16,7 +17,7 @@ DASHBOARD = "/static/index.html"
 
 
 def _shape(message: Message) -> dict[str, object]:
-    return {"key": message.key, "value": message.value, "count": message.count}
+    return shapes.taken(message)
 
 
 async def _take_one(request: web.Request, queue: str) -> Message | None:
@@ -25,11 +26,21 @@ async def _take_one(request: web.Request, queue: str) -> Message | None:
 
 
 async def get_queue(request: web.Request) -> web.Response:
-    """``GET /q/<queue>``: take the oldest message; 204 with no body when there is none."""
+    """``GET /q/<queue>``: take the oldest message; 204 with no body when there is none.
+
+    ``count=N`` takes up to N (answered as ``{"queue", "messages": [...]}``); ``wait=S``
+    holds the request up to S seconds for a message (long polling).
+    """
     queue = check_queue(request.match_info["queue"])
-    await read_params(request)
-    message = await _take_one(request, queue)
-    return no_content() if message is None else reply(request, _shape(message))
+    params = await read_params(request)
+    count = params.count()
+    wait = params.seconds("wait", maximum=checks.MAX_WAIT)
+    found = await ctx(request).hub.take(queue, count, wait)
+    if not found:
+        return no_content()
+    if "count" in params.fields:
+        return reply(request, shapes.many(queue, [shapes.taken(m) for m in found]))
+    return reply(request, _shape(found[0]))
 
 
 async def get_root(request: web.Request) -> web.Response:

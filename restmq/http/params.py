@@ -7,21 +7,20 @@ oversized body is a 413, and nothing is done for such a request.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from restmq.errors import BadRequest, MessageTooLarge
 from restmq.http.render import CALLBACK
+from restmq.protocol import fields as checks
 from restmq.protocol.names import check_callback
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 JSON = "application/json"
-MAX_SECONDS = 10 * 365 * 24 * 3600
 
 
 @dataclass(slots=True)
@@ -44,18 +43,13 @@ class Params:
             return value
         return None
 
-    def seconds(self, name: str) -> float:
+    def seconds(self, name: str, maximum: float = checks.MAX_SECONDS) -> float:
         """A non-negative number of seconds (0 when absent)."""
-        value = self.fields.get(name)
-        if value is None or value == "":
-            return 0.0
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise BadRequest(f"{name} must be a number of seconds") from None
-        if isinstance(value, bool) or not math.isfinite(number) or not 0 <= number <= MAX_SECONDS:
-            raise BadRequest(f"{name} must be between 0 and {MAX_SECONDS} seconds")
-        return number
+        return checks.seconds(self.fields.get(name), name, maximum=maximum)
+
+    def count(self, name: str = "count") -> int:
+        """How many messages a request wants (1 when absent, at most ``checks.MAX_COUNT``)."""
+        return checks.count(self.fields.get(name), name)
 
 
 def query_fields(request: web.Request) -> dict[str, str]:
@@ -80,10 +74,14 @@ def _decode(body: bytes) -> str:
         raise BadRequest("the body is not valid UTF-8") from None
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json(text: str) -> Any:
-    """Parse JSON text, turning any failure into a 400."""
+    """Parse strict JSON text (no NaN or Infinity), turning any failure into a 400."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise BadRequest("malformed JSON body") from None
 
@@ -101,8 +99,21 @@ async def read_params(request: web.Request) -> Params:
     params = Params(fields=query_fields(request))
     if request.body_exists:
         await _read_body_into(request, params)
+    elif _declares_raw_body(request):
+        params.from_form = False
+        params.raw = ""
     _set_callback(request, params)
     return params
+
+
+def _declares_raw_body(request: web.Request) -> bool:
+    """An empty body sent with a non-form content type is an empty raw value (SPEC §3.1).
+
+    Without a Content-Type an empty body is no body at all, so a bare ``curl -X POST``
+    still answers "missing value".
+    """
+    declared = hdrs.CONTENT_TYPE in request.headers
+    return declared and request.content_type not in (FORM, MULTIPART, JSON)
 
 
 async def _read_body_into(request: web.Request, params: Params) -> None:

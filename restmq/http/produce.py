@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from restmq.errors import BadRequest
+from restmq.http import commands
 from restmq.http.context import ctx
 from restmq.http.params import Params, read_params
-from restmq.http.render import reply_key
+from restmq.http.render import reply, reply_key
 from restmq.protocol.names import check_queue
 
 
@@ -25,8 +26,12 @@ async def _add(
     request: web.Request, queue: str, params: Params, body_is_value: bool = False
 ) -> web.Response:
     context = ctx(request)
-    value = context.check_size(_value(params, body_is_value))
     ttl, delay = params.seconds("ttl"), params.seconds("delay")
+    if "values" in params.fields:  # a batch: JSON {"values": [...]}
+        values = commands.batch_values(context, params.fields["values"])
+        keys = await context.store.add(queue, values, ttl=ttl, delay=delay)
+        return reply(request, {"queue": queue, "keys": keys})
+    value = context.check_size(_value(params, body_is_value))
     (key,) = await context.store.add(queue, [value], ttl=ttl, delay=delay)
     return reply_key(request, key)
 

@@ -1,7 +1,7 @@
 -- common.lua: prepended to every per-queue script by the loader.
 --
--- KEYS[1..13] are the queue's keys in restmq.keys.QUEUE_KEY_SUFFIXES order, then the keys of
--- its dead-letter queue as KEYS[14..26] (DEAD + offset).
+-- KEYS[1..14] are the queue's keys in restmq.keys.QUEUE_KEY_SUFFIXES order, then the keys of
+-- its dead-letter queue as KEYS[15..28] (DEAD + offset).
 -- Message ids are the integers of the per-queue counter; a message's value lives in the
 -- `vals` hash, and its id is in exactly one of `ready` (list), `delayed` (zset) or `leased`
 -- (zset). TTLs are logical (the `exp` zset), so a value and its reference always vanish
@@ -10,7 +10,8 @@
 local K_SEQ, K_READY, K_VALS, K_REFS, K_EXP = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_DELAYED, K_LEASED, K_LEASES, K_DELIV = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local K_META, K_HISTORY, K_CONSUMERS, K_CREDITS = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local DEAD = 13
+local K_POLLERS = KEYS[14]
+local DEAD = 14
 local SWEEP_LIMIT = 100
 -- ARGV[1] is always the queue's pub/sub channel; it is removed so scripts see their own ARGV.
 local CHANNEL = table.remove(ARGV, 1)
@@ -83,9 +84,20 @@ local function requeue_expired_leases(now)
   return #ids
 end
 
--- Tell the daemons with streaming consumers of this queue that messages are waiting.
+-- Tell the daemons with streaming consumers or long-polling requests of this queue that
+-- messages are waiting.
 local function wake()
-  if redis.call('HLEN', K_CONSUMERS) > 0 then redis.call('PUBLISH', CHANNEL, 'w') end
+  if redis.call('HLEN', K_CONSUMERS) > 0 or redis.call('HLEN', K_POLLERS) > 0 then
+    redis.call('PUBLISH', CHANNEL, 'w')
+  end
+end
+
+-- A lease check: 1 when `holder` holds the message's lease, 0 when the message is gone,
+-- -1 when it exists but the lease is someone else's (or there is none).
+local function lease_check(id, holder)
+  if redis.call('HEXISTS', K_VALS, id) == 0 then return 0 end
+  if redis.call('HGET', K_LEASES, id) ~= holder then return -1 end
+  return 1
 end
 
 local function sweep(now)

@@ -1,0 +1,133 @@
+"""XML-RPC at ``/xmlrpc`` (SPEC §3.6, §4): ``get``, ``set`` (the original's two), ``add``,
+``take``, ``len``, ``queues``, ``reserve``, ``ack``.
+
+Requests are parsed and answers built with the standard library's ``xmlrpc.client`` (pure
+functions). A method error is an XML-RPC fault with a clear message; a body that is not an
+XML-RPC call at all is a 400 with a JSON error, like any other bad input.
+"""
+
+from __future__ import annotations
+
+import inspect
+import xmlrpc.client
+from collections.abc import Awaitable, Callable
+from typing import Any
+from xml.parsers.expat import ExpatError
+
+from aiohttp import web
+
+from restmq.errors import BadRequest, MessageGone, StaleReceipt
+from restmq.http import shapes
+from restmq.http.context import Context, ctx
+from restmq.http.params import read_body
+from restmq.protocol import fields as checks
+from restmq.protocol.names import check_queue
+
+Method = Callable[..., Awaitable[Any]]
+FAULT_EMPTY, FAULT_BAD_INPUT, FAULT_GONE, FAULT_STALE, FAULT_NO_METHOD = 1, 2, 3, 4, -32601
+FAULTS: dict[type[Exception], int] = {
+    BadRequest: FAULT_BAD_INPUT,
+    MessageGone: FAULT_GONE,
+    StaleReceipt: FAULT_STALE,
+}
+
+
+class _Empty(Exception):
+    """The queue had no message."""
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"'{name}' must be a string")
+    return value
+
+
+async def _take(context: Context, queue: str) -> dict[str, Any]:
+    found = await context.store.take(check_queue(_text(queue, "queue")))
+    if not found:
+        raise _Empty
+    return shapes.taken(found[0])
+
+
+async def _add(context: Context, queue: str, value: str, ttl: float = 0) -> str:
+    queue = check_queue(_text(queue, "queue"))
+    value = context.check_size(_text(value, "value"))
+    (key,) = await context.store.add(queue, [value], ttl=checks.seconds(ttl, "ttl"))
+    return key
+
+
+async def _len(context: Context, queue: str) -> int:
+    return await context.store.length(check_queue(_text(queue, "queue")))
+
+
+async def _queues(context: Context) -> list[str]:
+    return await context.store.queues()
+
+
+async def _reserve(
+    context: Context, queue: str, timeout: float = checks.DEFAULT_VISIBILITY
+) -> dict[str, Any]:
+    seconds = checks.positive_seconds(timeout, "timeout", timeout, checks.MAX_VISIBILITY)
+    found = await context.store.reserve(check_queue(_text(queue, "queue")), 1, seconds)
+    if not found:
+        raise _Empty
+    return shapes.reserved(found[0])
+
+
+async def _ack(context: Context, queue: str, key: str, receipt: str) -> bool:
+    queue = check_queue(_text(queue, "queue"))
+    await context.store.ack(queue, _text(key, "key"), _text(receipt, "receipt"))
+    return True
+
+
+METHODS: dict[str, Method] = {
+    "get": _take,
+    "set": _add,
+    "add": _add,
+    "take": _take,
+    "len": _len,
+    "queues": _queues,
+    "reserve": _reserve,
+    "ack": _ack,
+}
+
+
+def _fault_code(exc: Exception) -> int:
+    return next(code for kind, code in FAULTS.items() if isinstance(exc, kind))
+
+
+def _response(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/xml", charset="utf-8")
+
+
+def _fault(code: int, message: str) -> web.Response:
+    return _response(xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), allow_none=True))
+
+
+async def _call(context: Context, name: str, params: tuple[Any, ...]) -> web.Response:
+    method = METHODS.get(name)
+    if method is None:
+        return _fault(FAULT_NO_METHOD, f"no such method: {name}")
+    try:
+        inspect.signature(method).bind(context, *params)
+    except TypeError:
+        return _fault(FAULT_BAD_INPUT, f"wrong number of arguments for {name}")
+    try:
+        result = await method(context, *params)
+    except _Empty:
+        return _fault(FAULT_EMPTY, "empty queue")
+    except (BadRequest, MessageGone, StaleReceipt) as exc:
+        return _fault(_fault_code(exc), exc.message)
+    return _response(xmlrpc.client.dumps((result,), methodresponse=True, allow_none=True))
+
+
+async def handle(request: web.Request) -> web.Response:
+    """``POST /xmlrpc``: one XML-RPC method call."""
+    body = await read_body(request)
+    try:
+        params, name = xmlrpc.client.loads(body, use_builtin_types=True)
+    except (ExpatError, ValueError, TypeError, xmlrpc.client.ResponseError):
+        raise BadRequest("the body is not an XML-RPC method call") from None
+    if not name:
+        raise BadRequest("the body is not an XML-RPC method call")
+    return await _call(ctx(request), name, params)
