@@ -90,3 +90,34 @@ async def test_messages_survive_a_sigkill_of_the_broker_and_its_valkey(tmp_path:
     finally:
         assert restarted.stop() == 0
     assert must_survive <= survivors, sorted(must_survive - survivors)[:10]
+
+
+async def test_a_dead_valkey_means_503_then_the_broker_restarts_it_and_carries_on(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    broker = _embedded_broker(tmp_path, data_dir).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{broker.url}/q/phoenix", data={"value": "before"}) as r:
+                assert r.status == 200
+            await asyncio.sleep(1.1)  # SPEC §2: the one-second fsync window of the AOF
+            (pid,) = _valkey_pids(data_dir)
+            os.kill(pid, signal.SIGKILL)
+            statuses = []
+            deadline = time.monotonic() + 20
+            while True:  # every answer meanwhile is a 503 with Retry-After, then it recovers
+                async with session.get(f"{broker.url}/stats/phoenix") as r:
+                    statuses.append(r.status)
+                    if r.status == 503:
+                        assert r.headers["Retry-After"]
+                        assert (await r.json())["error"] == "storage unavailable"
+                    elif r.status == 200:
+                        break
+                assert time.monotonic() < deadline, statuses
+            assert set(statuses) <= {200, 503}
+            assert _valkey_pids(data_dir) and _valkey_pids(data_dir) != [pid]
+            async with session.get(f"{broker.url}/q/phoenix") as r:
+                assert (await r.json())["value"] == "before"
+    finally:
+        assert broker.stop() == 0
