@@ -40,6 +40,7 @@ class Settings:
     collectd: bool = False
     syslogd: bool = False
     syslog_port: int = 25000
+    syslog_max_line: int = 8192  # bytes; a longer syslog line is cut
     history_size: int = 256
     history_age: float = 3600.0
     heartbeat: float = 15.0
@@ -168,6 +169,8 @@ def _validate(settings: Settings) -> None:
         (settings.redis_pool >= 1, "redis_pool must be at least 1"),
         (settings.stream_credits >= 1, "stream_credits must be at least 1"),
         (settings.presence_timeout > 0 and settings.stream_lease > 0, "timeouts must be > 0"),
+        (0 < settings.syslog_port < 65536, "syslog_port must be between 1 and 65535"),
+        (settings.syslog_max_line >= 1, "syslog_max_line must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:

@@ -85,6 +85,10 @@ class Unauthorized(RestMQError):
 
     status = 401
 
+    def __init__(self, message: str, challenge: str = 'Basic realm="restmq"') -> None:
+        super().__init__(message)
+        self.challenge = challenge  # the WWW-Authenticate value of the 401
+
 
 class Forbidden(RestMQError):
     """Raised when a request's credentials or address are not allowed on a route."""
@@ -122,3 +126,27 @@ class UnsupportedMediaType(RestMQError):
         super().__init__(f"unsupported content type {content_type!r}; send {' or '.join(accepted)}")
         self.content_type = content_type
         self.accepted = accepted
+
+
+class ClientError(RestMQError):
+    """Raised when the client cannot reach the broker or loses its connection to it."""
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class UnexpectedAnswer(RestMQError):
+    """Raised when the broker answers with a status or a body that the client cannot use."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"unexpected answer ({status}): {message}")
+        self.status = status
+
+
+class MigrationError(RestMQError):
+    """Raised when the RestMQ 1.x database to import cannot be read."""
+
+    def __init__(self, message: str, source: str = "") -> None:
+        super().__init__(message)
+        self.source = source  # the 1.x database's URL, without its password

@@ -110,3 +110,17 @@ class Keys:
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this namespace."""
         return self.prefix + "*"
+
+    @property
+    def access_keys(self) -> str:
+        """The hash of access keys: SHA-256 hex digest of a token -> its JSON record."""
+        return self.prefix + "access-keys"
+
+    def migrated_v1(self, queue: str) -> str:
+        """The highest RestMQ 1.x message id that ``restmq migrate-v1`` looked at for a queue.
+
+        It shares the queue's hash tag (the import script writes it with the messages) and,
+        unlike the queue's own keys, survives a purge: a second run never brings back messages
+        that were purged after the first.
+        """
+        return self._queue_base(queue) + "migrated-v1"

@@ -4,7 +4,9 @@ Order on start: the embedded Valkey (when no Redis URL is given) and a wait unti
 then the HTTP workers. On SIGTERM/SIGINT: the workers drain and exit, then Valkey is shut down
 cleanly (it fsyncs its append-only file). With ``--workers 1`` the worker runs in this process;
 with N > 1, N spawned processes share the port through SO_REUSEPORT and a worker that dies is
-started again.
+started again; their metrics go to a private prometheus-client multiprocess directory, so a
+scrape on any of them reports all of them. ``restmq syslogd`` runs only the syslog receiver,
+in this process, with the same embedded Valkey handling.
 """
 
 from __future__ import annotations
@@ -13,11 +15,17 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
+from restmq.adapters.syslog import serve_syslogd
 from restmq.config import Settings
+from restmq.http.access import AclFile
 from restmq.worker import serve_worker, worker_main
 
 if TYPE_CHECKING:
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("restmq.server")
 RESTART_BACKOFF = 1.0
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 async def _start_embedded(settings: Settings) -> EmbeddedValkey | None:
@@ -38,16 +47,13 @@ async def _start_embedded(settings: Settings) -> EmbeddedValkey | None:
     return valkey
 
 
-async def serve(settings: Settings) -> None:
-    """Run the broker until a stop signal; the whole life of ``restmq serve``."""
+@contextlib.asynccontextmanager
+async def _storage_url(settings: Settings) -> AsyncIterator[str]:
+    """The Redis URL to use; the embedded Valkey (if any) runs supervised around the block."""
     valkey = await _start_embedded(settings)
-    url = settings.storage_url(valkey.url if valkey else None)
     supervisor = asyncio.create_task(valkey.supervise()) if valkey else None
     try:
-        if settings.workers == 1:
-            await serve_worker(settings, url)
-        else:
-            await _run_workers(settings, url)
+        yield settings.storage_url(valkey.url if valkey else None)
     finally:
         if supervisor:
             supervisor.cancel()
@@ -55,15 +61,42 @@ async def serve(settings: Settings) -> None:
                 await supervisor
         if valkey:
             await valkey.stop()
+
+
+async def serve(settings: Settings) -> None:
+    """Run the broker until a stop signal; the whole life of ``restmq serve``."""
+    if settings.acl is not None:
+        AclFile(settings.acl)  # a broken ACL file stops the start here, not in each worker
+    async with _storage_url(settings) as url:
+        if settings.workers == 1:
+            await serve_worker(settings, url)
+        else:
+            await _run_workers(settings, url)
     log.info("broker stopped")
+
+
+async def syslogd(settings: Settings) -> None:
+    """Run the syslog receiver alone until a stop signal; the whole life of ``restmq syslogd``."""
+    async with _storage_url(settings) as url:
+        await serve_syslogd(settings, url, _stop_on_signal())
+    log.info("syslog receiver stopped")
+
+
+def _stop_on_signal() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 class _Workers:
     """N worker processes, restarted when one dies unexpectedly."""
 
-    def __init__(self, settings: Settings, url: str) -> None:
+    def __init__(self, settings: Settings, url: str, metrics_dir: str) -> None:
         self._settings = settings
         self._url = url
+        self._metrics_dir = metrics_dir
         self._context = multiprocessing.get_context("spawn")
         self._procs: list[BaseProcess] = []
         self._all_gone = asyncio.Event()
@@ -75,7 +108,9 @@ class _Workers:
 
     def _spawn(self) -> None:
         proc = self._context.Process(
-            target=worker_main, args=(self._settings, self._url, True), daemon=False
+            target=worker_main,
+            args=(self._settings, self._url, True, self._metrics_dir),
+            daemon=False,
         )
         proc.start()
         self._procs.append(proc)
@@ -111,13 +146,29 @@ class _Workers:
                 proc.join()
 
 
+@contextlib.contextmanager
+def _metrics_dir() -> Iterator[str]:
+    """A fresh directory for the workers' prometheus-client files, removed afterwards.
+
+    prometheus-client chooses its multiprocess mode from this variable when it is first
+    imported, so it must be in the environment that the spawned workers inherit. A worker
+    that dies leaves its files: its counts stay in the sums (counters never go backwards).
+    No live gauge is used, so no ``mark_process_dead`` bookkeeping is needed.
+    """
+    path = tempfile.mkdtemp(prefix="restmq-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 async def _run_workers(settings: Settings, url: str) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    workers = _Workers(settings, url)
-    workers.start_all()
-    log.info("%d workers on http://%s:%d", settings.workers, settings.listen, settings.port)
-    await stop.wait()
-    await workers.stop_all(settings.shutdown_timeout)
+    stop = _stop_on_signal()
+    with _metrics_dir() as metrics_dir:
+        workers = _Workers(settings, url, metrics_dir)
+        workers.start_all()
+        log.info("%d workers on http://%s:%d", settings.workers, settings.listen, settings.port)
+        await stop.wait()
+        await workers.stop_all(settings.shutdown_timeout)

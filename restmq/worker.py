@@ -14,6 +14,7 @@ import time
 
 from aiohttp import web
 
+from restmq.adapters.syslog import SyslogListener, start_syslog
 from restmq.config import Settings, describe_url
 from restmq.delivery.hub import Hub
 from restmq.engine.connection import Storage, open_storage, prepare
@@ -59,7 +60,7 @@ def _hub(settings: Settings, storage: Storage) -> Hub:
     return Hub(
         streams,
         storage.store.keys,
-        lambda on_message, on_reconnect: Subscriber(storage.redis, on_message, on_reconnect),
+        lambda on_message, on_reconnect: Subscriber(storage.pubsub, on_message, on_reconnect),
     )
 
 
@@ -71,14 +72,19 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def serve_worker(settings: Settings, url: str, reuse_port: bool = False) -> None:
-    """Serve HTTP on ``settings.listen:settings.port`` until a stop signal arrives."""
+async def serve_worker(
+    settings: Settings, url: str, reuse_port: bool = False, metrics_dir: str | None = None
+) -> None:
+    """Serve HTTP on ``settings.listen:settings.port`` until a stop signal arrives.
+
+    ``metrics_dir`` is the server's prometheus-client multiprocess directory (``--workers N``).
+    """
     stop = _stop_event()
     storage = open_storage(url, settings.prefix, settings.redis_pool)
     await _prepare(storage)
     hub = _hub(settings, storage)
     await hub.start()
-    context = Context(settings, storage.store, describe_url(url), hub)
+    context = Context(settings, storage.store, describe_url(url), hub, metrics_dir)
     runner = web.AppRunner(
         build_app(context),
         access_log=log if settings.access_log else None,
@@ -89,10 +95,15 @@ async def serve_worker(settings: Settings, url: str, reuse_port: bool = False) -
     await runner.setup()
     site = web.TCPSite(runner, settings.listen, settings.port, reuse_port=reuse_port)
     await site.start()
+    syslog: SyslogListener | None = None
+    if settings.syslogd:  # with several workers each one listens too, through SO_REUSEPORT
+        syslog = await start_syslog(settings, storage.store, reuse_port=reuse_port)
     sweeper = asyncio.create_task(_sweeper(storage, settings.sweep_interval))
     log.info("listening on http://%s:%d (%s)", settings.listen, settings.port, context.storage)
     await stop.wait()
     log.info("stopping: draining requests")
+    if syslog:
+        await syslog.close(settings.shutdown_timeout)
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
@@ -102,9 +113,11 @@ async def serve_worker(settings: Settings, url: str, reuse_port: bool = False) -
     log.info("stopped")
 
 
-def worker_main(settings: Settings, url: str, reuse_port: bool) -> None:
+def worker_main(
+    settings: Settings, url: str, reuse_port: bool, metrics_dir: str | None = None
+) -> None:
     """Entry point of a worker process (spawned by the server for ``--workers N``)."""
     import uvloop
 
     setup_logging(settings.log_level)
-    uvloop.run(serve_worker(settings, url, reuse_port))
+    uvloop.run(serve_worker(settings, url, reuse_port, metrics_dir))

@@ -9,18 +9,23 @@ slow (SPEC §9, bounded memory).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A message on its way to one consumer; ``leased`` for roundrobin messages."""
+    """A message on its way to one consumer; ``leased`` for roundrobin messages.
+
+    ``received`` is when it reached this daemon (monotonic), for the delivery latency metric.
+    """
 
     msg_id: str
     key: str
     value: str
     leased: bool
+    received: float = field(default_factory=time.monotonic)
 
 
 class Consumer:

@@ -27,6 +27,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
+from restmq import metrics
 from restmq.delivery.consumer import Consumer, Delivery
 from restmq.delivery.longpoll import LongPolls
 from restmq.delivery.settle import Settlements
@@ -63,11 +64,11 @@ class Hub:
         self.polls = LongPolls(self._poll_start, self._poll_stop)
 
     async def start(self) -> None:
+        self.subscriber.keep(self._keys.daemon_channel(self.daemon_id))
         self._tasks = [
             asyncio.create_task(self.subscriber.run()),
             asyncio.create_task(self._heartbeat()),
         ]
-        await self.subscriber.subscribe(self._keys.daemon_channel(self.daemon_id))
 
     async def stop(self) -> None:
         """Close every consumer, give back what they hold, stop the background tasks."""
@@ -89,14 +90,20 @@ class Hub:
         await self._listen(queue)
         self._consumers[queue][member] = consumer
         self._pump(queue)
-        await self._streams.join(queue, member, _now_ms())
+        try:
+            await self._streams.join(queue, member, _now_ms())
+        except BaseException:
+            await asyncio.shield(self.leave(consumer))
+            raise
         return consumer
 
     async def leave(self, consumer: Consumer) -> None:
-        """Forget a consumer at once; its unsent roundrobin messages go back to the queue."""
+        """Forget a consumer at once; its unsent roundrobin messages go back to the queue.
+        Idempotent: a transport may call it early and again on its way out."""
         consumer.close("left")
         local = self._consumers.get(consumer.queue, {})
-        local.pop(consumer.member, None)
+        if local.pop(consumer.member, None) is None:
+            return
         leased = [d.msg_id for d in consumer.drain() if d.leased]
         with contextlib.suppress(RestMQError):
             await self._streams.leave(consumer.queue, [consumer.member])
@@ -107,6 +114,7 @@ class Hub:
     def written(self, consumer: Consumer, delivery: Delivery) -> None:
         """The transport wrote ``delivery``: give a credit back, settle its lease."""
         self._settle.add(consumer.queue, consumer.member, delivery)
+        metrics.delivered(consumer.queue, delivery.leased, time.monotonic() - delivery.received)
 
     def unwritten(self, consumer: Consumer, delivery: Delivery) -> None:
         """The transport failed to write ``delivery``: a roundrobin message goes back."""
@@ -127,7 +135,11 @@ class Hub:
     async def _listen(self, queue: str) -> None:
         """Subscribe to the queue's channel (once for all local users of it)."""
         self._channel_users[queue] += 1
-        await self.subscriber.subscribe(self._keys.queue_channel(queue))
+        try:
+            await self.subscriber.subscribe(self._keys.queue_channel(queue))
+        except BaseException:
+            await self._unlisten(queue)
+            raise
 
     async def _unlisten(self, queue: str) -> None:
         self._channel_users[queue] -= 1
@@ -159,12 +171,8 @@ class Hub:
         """Lease up to ``count`` messages, waiting up to ``wait`` seconds for the first."""
         store = self._streams.store
 
-        async def give_back(found: list[Reserved]) -> None:
-            for message in found:
-                await store.nack(queue, message.key, message.receipt)
-
         return await self.polls.wait(
-            queue, lambda: store.reserve(queue, count, timeout), give_back, wait
+            queue, lambda: store.reserve(queue, count, timeout), store.unreserve, wait
         )
 
     def _pump(self, queue: str) -> None:

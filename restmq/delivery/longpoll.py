@@ -69,11 +69,14 @@ class LongPolls:
         if found or timeout <= 0:
             return found
         waiter: _Waiter[T] = _Waiter(attempt, give_back)
-        await self._add(queue, waiter)  # type: ignore[arg-type]
         try:
+            await self._add(queue, waiter)  # type: ignore[arg-type]
             self.wake(queue)  # a message may have come before the subscription
             return await self._outcome(waiter, timeout)
         finally:
+            # Gone, however it ended (even cancelled while subscribing, or while the attempt
+            # in progress decides): an attempt still running gives its result back.
+            waiter.state = _State.DONE
             await self._remove(queue, waiter)  # type: ignore[arg-type]
 
     async def _outcome(self, waiter: _Waiter[T], timeout: float) -> list[T]:
@@ -90,10 +93,13 @@ class LongPolls:
             raise
 
     async def _add(self, queue: str, waiter: _Waiter[object]) -> None:
-        if queue not in self._waiters:
-            self._waiters[queue] = deque()
-            await self._acquire(queue)
-        self._waiters[queue].append(waiter)
+        """Join the queue's waiters; the first one subscribes (``_remove`` undoes both)."""
+        waiters = self._waiters.get(queue)
+        if waiters is not None:
+            waiters.append(waiter)
+            return
+        self._waiters[queue] = deque([waiter])
+        await self._acquire(queue)
 
     async def _remove(self, queue: str, waiter: _Waiter[object]) -> None:
         waiters = self._waiters.get(queue)

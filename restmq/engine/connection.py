@@ -21,9 +21,11 @@ class Storage:
     redis: Redis
     pipeliner: Pipeliner
     store: QueueStore
+    pubsub: Redis  # its own pool: a reconnecting subscriber never holds up commands
 
     async def close(self) -> None:
         await self.redis.aclose()
+        await self.pubsub.aclose()
 
 
 def open_storage(url: str, prefix: str, pool_size: int) -> Storage:
@@ -32,12 +34,15 @@ def open_storage(url: str, prefix: str, pool_size: int) -> Storage:
         url,
         decode_responses=True,
         max_connections=pool_size,
-        socket_timeout=SOCKET_TIMEOUT,
+        socket_timeout=None,  # the pipeliner bounds each batch; pub/sub waits indefinitely
         socket_connect_timeout=SOCKET_TIMEOUT,
         health_check_interval=30,
     )
     pipeliner = Pipeliner(redis, load_scripts())
-    return Storage(redis, pipeliner, QueueStore(pipeliner, Keys(prefix)))
+    pubsub = Redis.from_url(
+        url, decode_responses=True, max_connections=4, socket_connect_timeout=SOCKET_TIMEOUT
+    )
+    return Storage(redis, pipeliner, QueueStore(pipeliner, Keys(prefix)), pubsub)
 
 
 async def prepare(storage: Storage) -> None:

@@ -20,6 +20,8 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from restmq.errors import StorageUnavailable
+
 log = logging.getLogger("restmq.notify")
 MAX_BACKOFF = 2.0
 CONFIRM_TIMEOUT = 5.0
@@ -56,7 +58,15 @@ class Subscriber:
         if self._pubsub is not None and self.connected:
             with contextlib.suppress(redis_errors.RedisError, OSError):
                 await self._pubsub.subscribe(channel)
-        await asyncio.wait_for(asyncio.shield(waiter), CONFIRM_TIMEOUT)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), CONFIRM_TIMEOUT)
+        except TimeoutError:
+            raise StorageUnavailable("the pub/sub link is not ready") from None
+
+    def keep(self, channel: str) -> None:
+        """Subscribe from the next (re)connection on, without waiting for it (used at start,
+        so a daemon can start while Redis is down and answer 503 until it is back)."""
+        self._channels.add(channel)
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)

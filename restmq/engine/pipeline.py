@@ -6,6 +6,10 @@ in the same turn joins it. The batch goes out as one non-transactional pipeline 
 connection; each future gets its own reply (or its own error). Scripts are called by SHA; when
 Redis answers NOSCRIPT (it restarted and forgot them) the scripts are loaded again and only
 those commands are retried — a script that did not run changed nothing, so this is safe.
+
+Commands are encoded by ``resp`` (with the constant part of script calls cached) and written
+to a pooled redis-py connection in one write; redis-py and hiredis read the replies. One
+timeout covers the whole batch.
 """
 
 from __future__ import annotations
@@ -16,11 +20,17 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
 
+from restmq.engine import resp
 from restmq.engine.scripts import Script, ScriptName
 from restmq.errors import StorageError, StorageUnavailable
 
-Command = tuple[Any, ...]
+Command = bytes  # one RESP-encoded command
+BATCH_TIMEOUT = 5.0
+# Batches out at once: enough to overlap one batch's round trip with building the next, few
+# enough that batches grow under load (fewer writes) and the connection pool never runs dry.
+MAX_IN_FLIGHT = 2
 UNAVAILABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
@@ -44,8 +54,11 @@ class Pipeliner:
         self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def call(self, *command: Any) -> Any:
+    async def call(self, *command: resp.Arg) -> Any:
         """Run one Redis command in the next pipeline and return its reply."""
+        return await self._queue(resp.pack(command))
+
+    async def _queue(self, command: Command) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((command, future))
         if len(self._pending) == 1:
@@ -56,8 +69,7 @@ class Pipeliner:
 
     async def script(self, name: ScriptName, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a Lua script by SHA in the next pipeline and return its reply."""
-        sha = self._scripts[name].sha
-        return await self.call("EVALSHA", sha, len(keys), *keys, *args)
+        return await self._queue(resp.pack_script(self._scripts[name].sha, keys, args))
 
     async def load_scripts(self) -> None:
         """Load every script into Redis (SCRIPT LOAD is idempotent)."""
@@ -68,11 +80,18 @@ class Pipeliner:
             raise StorageUnavailable(f"storage unavailable: {exc}") from None
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if batch:
+        """Send the pending batch, unless MAX_IN_FLIGHT batches are out: then it keeps
+        growing and goes when one of them is answered."""
+        while self._pending and len(self._tasks) < MAX_IN_FLIGHT:
+            size = self._max_batch
+            batch, self._pending = self._pending[:size], self._pending[size:]
             task = asyncio.get_running_loop().create_task(self._send(batch))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._flush()
 
     async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         try:
@@ -89,14 +108,23 @@ class Pipeliner:
         _settle(batch, replies)
 
     async def _execute(self, commands: list[Command]) -> list[Any]:
+        pool = self._redis.connection_pool
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         except UNAVAILABLE as exc:
             raise StorageUnavailable(f"storage unavailable: {type(exc).__name__}") from None
-        return [_translate(reply) for reply in replies]
+        try:
+            async with asyncio.timeout(BATCH_TIMEOUT):
+                await connection.send_packed_command(b"".join(commands), check_health=False)
+                return [_translate(await _reply(connection)) for _ in commands]
+        except (*UNAVAILABLE, TimeoutError) as exc:
+            await connection.disconnect(nowait=True)
+            raise StorageUnavailable(f"storage unavailable: {type(exc).__name__}") from None
+        except BaseException:
+            await connection.disconnect(nowait=True)  # replies may be left unread
+            raise
+        finally:
+            await pool.release(connection)
 
     async def _retry_noscript(
         self, batch: list[tuple[Command, asyncio.Future[Any]]], replies: list[Any]
@@ -107,6 +135,14 @@ class Pipeliner:
         for index, reply in zip(retry, again, strict=True):
             replies[index] = reply
         return replies
+
+
+async def _reply(connection: AbstractConnection) -> Any:
+    """One reply; an error reply is returned (as its exception), not raised."""
+    try:
+        return await connection.read_response()
+    except redis_errors.ResponseError as exc:
+        return exc
 
 
 def _is_noscript(reply: Any) -> bool:

@@ -33,6 +33,7 @@ class ScriptName(StrEnum):
     NACK = "nack"
     EXTEND = "extend"
     PUTBACK = "putback"
+    MIGRATE_V1 = "migrate_v1"
 
 
 STANDALONE = frozenset({ScriptName.TIMER_CAS})

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+from restmq import metrics
 from restmq.engine.pipeline import Pipeliner
 from restmq.engine.scripts import ScriptName
 from restmq.errors import InvalidKey, MessageGone, StaleReceipt
@@ -62,7 +63,11 @@ class QueueStore:
         """Append messages to a queue; returns their keys in order."""
         ttl_ms, delay_ms = _ms(ttl), _ms(delay)
         last, due = await self.run(ScriptName.ADD, queue, ttl_ms, delay_ms, *values)
-        await self._register(queue, int(due))
+        if int(last) == len(values):  # a new counter: a new (or purged) queue
+            await self._p.call("SADD", self._keys.registry, queue)
+        if int(due) >= 0:
+            await self.set_timer(queue, int(due))
+        metrics.messages_in(queue, len(values))
         first = int(last) - len(values) + 1
         return [message_key(queue, n) for n in range(first, int(last) + 1)]
 
@@ -77,8 +82,9 @@ class QueueStore:
 
     async def take(self, queue: str, count: int = 1) -> list[Message]:
         """Remove and return up to ``count`` oldest messages."""
-        flat = await self.run(ScriptName.TAKE, queue, count)
-        return _messages(queue, flat)
+        taken = _messages(queue, await self.run(ScriptName.TAKE, queue, count))
+        metrics.messages_out(queue, "take", len(taken))
+        return taken
 
     async def get(self, queue: str) -> Message | None:
         """Soft get: the oldest message stays; its get counter grows by one."""
@@ -115,7 +121,7 @@ class QueueStore:
             policy=_policy(policy),
             leased=int(leased),
             delayed=int(delayed),
-            dead=int(dead),
+            dead=0 if is_dead_letter_queue(queue) else int(dead),  # its "dead" keys are its own
             consumers=int(consumers),
         )
 
@@ -151,16 +157,28 @@ class QueueStore:
 
     async def sweep_due(self, now_ms: int, limit: int = 100) -> int:
         """Sweep the queues whose timers are due; returns how many were swept."""
-        flat = await self._p.call(
+        reply = await self._p.call(
             "ZRANGEBYSCORE", self._keys.timers, "-inf", now_ms, "WITHSCORES", "LIMIT", 0, limit
         )
-        due = list(zip(flat[::2], flat[1::2], strict=True))
+        due = _score_pairs(reply)
         for queue, seen in due:
-            _, next_due = await self.run(ScriptName.SWEEP, queue)
-            await self._p.script(
-                ScriptName.TIMER_CAS, [self._keys.timers], [queue, int(float(seen)), int(next_due)]
-            )
+            await self._sweep_one(queue, seen)
         return len(due)
+
+    async def _sweep_one(self, queue: str, seen: int) -> None:
+        """Sweep one queue, then move its timer from ``seen`` to the queue's next due time.
+
+        A lease, delay or TTL created after the sweep read the next due time sets its own
+        timer with ZADD LT, which cannot raise the stale score ``seen``; the move would then
+        overwrite it. So once the timer was moved, the next due time is read again and the
+        timer lowered to it if needed.
+        """
+        _, next_due = await self.run(ScriptName.SWEEP, queue)
+        timers = [self._keys.timers]
+        if await self._p.script(ScriptName.TIMER_CAS, timers, [queue, seen, int(next_due)]):
+            _, again = await self.run(ScriptName.SWEEP, queue)
+            if int(again) >= 0:
+                await self.set_timer(queue, int(again))
 
     async def reserve(self, queue: str, count: int, timeout: float) -> list[Reserved]:
         """Lease up to ``count`` oldest messages for ``timeout`` seconds."""
@@ -178,15 +196,23 @@ class QueueStore:
         """Delete a leased message; the receipt must hold its lease."""
         status = await self.run(ScriptName.ACK, queue, self._id(queue, key), receipt)
         _check_lease(int(status), queue, key)
+        metrics.messages_out(queue, "ack")
 
     async def nack(self, queue: str, key: str, receipt: str, delay: float = 0) -> NackOutcome:
         """Give a leased message back now or after ``delay`` (or to the dead-letter queue)."""
         msg_id = self._id(queue, key)
-        status, due = await self.run(ScriptName.NACK, queue, msg_id, receipt, _ms(delay))
+        status, due = await self.run(ScriptName.NACK, queue, msg_id, receipt, _ms(delay), 0)
         _check_lease(int(status), queue, key)
         if int(due) >= 0:
             await self.set_timer(queue, int(due))
         return _NACK_OUTCOMES[int(status)]
+
+    async def unreserve(self, messages: Sequence[Reserved]) -> None:
+        """Put back leased messages that never reached anyone, as if never reserved (each
+        goes to the front, so the newest goes first and the oldest ends frontmost)."""
+        for message in reversed(messages):
+            msg_id = self._id(message.queue, message.key)
+            await self.run(ScriptName.NACK, message.queue, msg_id, message.receipt, 0, 1)
 
     async def extend(self, queue: str, key: str, receipt: str, timeout: float) -> int:
         """Move a lease's deadline to now + ``timeout``; returns the new deadline (ms)."""
@@ -244,6 +270,17 @@ def _check_lease(status: int, queue: str, key: str) -> None:
         raise MessageGone(queue, key)
     if status < 0:
         raise StaleReceipt(queue, key)
+
+
+def _score_pairs(reply: list[Any]) -> list[tuple[str, int]]:
+    """A ``WITHSCORES`` reply as (member, integer score) pairs: RESP3 (redis-py 8's default)
+    nests the pairs, RESP2 sends them flat."""
+    if reply and isinstance(reply[0], list | tuple):
+        return [(member, int(float(score))) for member, score in reply]
+    return [
+        (member, int(float(score)))
+        for member, score in zip(reply[::2], reply[1::2], strict=True)
+    ]
 
 
 def _ms(seconds: float) -> int:

@@ -18,6 +18,7 @@ class Context:
     store: QueueStore
     storage: str  # the storage description shown to clients (never a password)
     hub: Hub
+    metrics_dir: str | None = None  # prometheus-client's multiprocess directory (--workers N)
 
     def check_size(self, value: str) -> str:
         """Return ``value`` unless it exceeds the maximum message size (then 413)."""

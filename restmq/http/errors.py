@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from restmq.errors import RestMQError, StorageError, StorageUnavailable
+from restmq.errors import RestMQError, StorageError, StorageUnavailable, Unauthorized
 from restmq.http.params import query_fields
 from restmq.http.render import CALLBACK, error
 from restmq.protocol.names import check_callback
@@ -34,6 +34,8 @@ def _from_restmq(exc: RestMQError) -> web.Response:
     if isinstance(exc, StorageError) or exc.status >= 500:
         log.error("storage error: %s", exc.message)
         return error(500, "internal error")
+    if isinstance(exc, Unauthorized):
+        return error(401, exc.message, {"WWW-Authenticate": exc.challenge})
     return error(exc.status, exc.message)
 
 

@@ -1,4 +1,5 @@
-"""The HTML pages served by routes: the queue list, the JSON protocol help, the job page.
+"""The HTML pages served by routes: the queue list, the JSON protocol help, the job page, and
+the files of ``restmq/static`` (the dashboard and the help page).
 
 Every value shown is escaped; the pages use no external asset.
 """
@@ -6,10 +7,12 @@ Every value shown is escaped; the pages use no external asset.
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
 
+from restmq.errors import NotFound
 from restmq.http.render import html
 from restmq.types import Message, QueueStats
 
@@ -79,3 +82,21 @@ def job_page(stats: QueueStats, messages: list[Message]) -> web.Response:
         else "<p>No message waiting.</p>"
     )
     return html(_page(f"Queue {stats.name}", counts + "<h2>Last 10 waiting</h2>" + table))
+
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The files shipped with the package; a name is looked up here, never joined into a path
+# unchecked (aiohttp decodes "%2F" in a path parameter).
+STATIC_FILES = frozenset(path.name for path in STATIC_DIR.iterdir() if path.is_file())
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    """``GET /static/<file>``; anything else is a JSON 404 like every other error (SPEC §3.8).
+
+    (aiohttp's ``web.static`` answers a missing file with an empty ``application/octet-stream``
+    404.) ``FileResponse`` still answers conditional and range requests.
+    """
+    name = request.match_info["filename"]
+    if name not in STATIC_FILES:
+        raise NotFound("not found")
+    return web.FileResponse(STATIC_DIR / name)

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from restmq.errors import BadRequest, MessageTooLarge
 from restmq.http.render import CALLBACK
@@ -142,6 +143,8 @@ async def _multipart(request: web.Request) -> dict[str, str]:
         raise MessageTooLarge("request body too large") from None
     except ValueError as exc:
         raise BadRequest(f"malformed multipart body: {exc}") from None
+    except BadHttpMessage:  # a part's headers do not parse
+        raise BadRequest("malformed multipart body: invalid part headers") from None
     return {name: value for name, value in form.items() if isinstance(value, str)}
 
 

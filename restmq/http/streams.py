@@ -20,6 +20,7 @@ from restmq.delivery.consumer import Consumer, Delivery
 from restmq.delivery.hub import Hub
 from restmq.errors import BadRequest, RestMQError
 from restmq.http import commands
+from restmq.http.access import check_command
 from restmq.http.context import ctx
 from restmq.http.params import read_params
 from restmq.http.render import CALLBACK
@@ -28,6 +29,7 @@ from restmq.protocol import framing
 from restmq.protocol.names import check_queue
 
 STALL_TIMEOUT = 10.0
+WS_CLOSE_TIMEOUT = 2.0  # how long a closing handshake waits for the client's answer
 Write = Callable[[Delivery], Awaitable[None]]
 Beat = Callable[[], Awaitable[None]]
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -140,7 +142,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     """WebSocket: messages as text frames; client commands run, anything else is echoed."""
     queue = check_queue(request.match_info["queue"])
     hub = ctx(request).hub
-    ws = web.WebSocketResponse(heartbeat=ctx(request).settings.heartbeat)
+    ws = web.WebSocketResponse(heartbeat=ctx(request).settings.heartbeat, timeout=WS_CLOSE_TIMEOUT)
     if not ws.can_prepare(request).ok:
         raise BadRequest("expected a WebSocket upgrade request")
     consumer = await hub.join(queue)
@@ -162,6 +164,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+            # Forgotten before the closing handshake, which may wait for the client.
+            await asyncio.shield(hub.leave(consumer))
             await ws.close()
 
     await _run(hub, consumer, serve())
@@ -189,6 +193,7 @@ async def _ws_answer(request: web.Request, text: str) -> str:
     except (ValueError, RecursionError, BadRequest):
         return text
     try:
+        await check_command(request, command)
         answer = await commands.execute(ctx(request), command)
     except RestMQError as exc:
         answer = {"error": exc.message}

@@ -67,7 +67,9 @@ async def _queues(context: Context) -> list[str]:
 async def _reserve(
     context: Context, queue: str, timeout: float = checks.DEFAULT_VISIBILITY
 ) -> dict[str, Any]:
-    seconds = checks.positive_seconds(timeout, "timeout", timeout, checks.MAX_VISIBILITY)
+    seconds = checks.positive_seconds(
+        timeout, "timeout", checks.DEFAULT_VISIBILITY, checks.MAX_VISIBILITY
+    )
     found = await context.store.reserve(check_queue(_text(queue, "queue")), 1, seconds)
     if not found:
         raise _Empty

@@ -22,14 +22,7 @@ if redis.call('HGET', K_META, 'status') == 'stopped' then return 0 end
 local live = live_consumers(now)
 if #live == 0 then return 0 end
 
-local function pop()
-  while true do
-    local id = redis.call('RPOP', K_READY)
-    if not id then return nil end
-    local value = redis.call('HGET', K_VALS, id)
-    if value then return id, value end
-  end
-end
+local function pop() return pop_live(now) end
 
 local function broadcast()
   local k = batch

@@ -41,14 +41,66 @@ local function expire_messages(now)
   return #ids
 end
 
--- Due delayed messages join the newest end of the queue, in order of due time.
+-- The due entries of a zset (scores <= now), about SWEEP_LIMIT at a time, with their scores.
+-- A batch never splits the entries that share its last score: messages due together (a
+-- delayed batch) or leases expiring together (a reserve with count) are handled together,
+-- so their order among themselves can be kept.
+local function due_batch(key, now)
+  local flat = redis.call('ZRANGEBYSCORE', key, '-inf', now, 'WITHSCORES',
+    'LIMIT', 0, SWEEP_LIMIT)
+  if #flat == 2 * SWEEP_LIMIT then
+    flat = redis.call('ZRANGEBYSCORE', key, '-inf', flat[#flat], 'WITHSCORES')
+  end
+  local ids, scores = {}, {}
+  for i = 1, #flat, 2 do
+    ids[#ids + 1] = flat[i]
+    scores[flat[i]] = tonumber(flat[i + 1])
+  end
+  return ids, scores
+end
+
+-- Due delayed messages join the newest end of the queue, in order of due time; those due at
+-- the same time in the order they were added (the zset itself orders ties as strings).
 local function promote_delayed(now)
-  local ids = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, SWEEP_LIMIT)
+  local ids, due = due_batch(K_DELAYED, now)
+  table.sort(ids, function(a, b)
+    if due[a] ~= due[b] then return due[a] < due[b] end
+    return tonumber(a) < tonumber(b)
+  end)
   for _, id in ipairs(ids) do
     redis.call('ZREM', K_DELAYED, id)
     redis.call('LPUSH', K_READY, id)
   end
   return #ids
+end
+
+local function is_expired(id, now)
+  local expiry = redis.call('ZSCORE', K_EXP, id)
+  return expiry and tonumber(expiry) <= now
+end
+
+-- Pop the oldest waiting message that still has a value and has not expired (a sweep handles
+-- a bounded number of expirations; this covers whatever it left). Returns id, value or nil.
+local function pop_live(now)
+  while true do
+    local id = redis.call('RPOP', K_READY)
+    if not id then return nil end
+    local value = redis.call('HGET', K_VALS, id)
+    if value and not is_expired(id, now) then return id, value end
+    forget(id)
+  end
+end
+
+-- The oldest waiting live message without removing it (expired ones on the way are removed).
+local function oldest_live(now)
+  while true do
+    local id = redis.call('LINDEX', K_READY, -1)
+    if not id then return nil end
+    local value = redis.call('HGET', K_VALS, id)
+    if value and not is_expired(id, now) then return id, value end
+    redis.call('RPOP', K_READY)
+    forget(id)
+  end
 end
 
 local function by_id_desc(a, b) return tonumber(a) > tonumber(b) end
@@ -68,7 +120,7 @@ end
 
 -- Expired leases go back to the front of the queue, oldest message frontmost.
 local function requeue_expired_leases(now)
-  local ids = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, SWEEP_LIMIT)
+  local ids = due_batch(K_LEASED, now)
   if #ids == 0 then return 0 end
   table.sort(ids, by_id_desc)
   local max = tonumber(redis.call('HGET', K_META, 'max_deliveries') or '0')

@@ -2,9 +2,9 @@
 -- KEYS: the queue's keys, then its dead-letter queue's keys (see common.lua).
 -- ARGV: none
 -- Returns: {id, value, count} or nil when the queue is empty.
-sweep(now_ms())
-local id = redis.call('LINDEX', K_READY, -1)
+local now = now_ms()
+sweep(now)
+local id, value = oldest_live(now)
 if not id then return nil end
-local value = redis.call('HGET', K_VALS, id)
 local count = redis.call('HINCRBY', K_REFS, id, 1)
 return {id, value, count}

@@ -7,11 +7,7 @@ local now = now_ms()
 sweep(now)
 local out = {now + timeout}
 for i = 2, #ARGV do
-  local id, value
-  repeat
-    id = redis.call('RPOP', K_READY)
-    value = id and redis.call('HGET', K_VALS, id)
-  until not id or value
+  local id, value = pop_live(now)
   if not id then break end
   redis.call('ZADD', K_LEASED, now + timeout, id)
   redis.call('HSET', K_LEASES, id, ARGV[i])

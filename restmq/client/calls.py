@@ -1,0 +1,400 @@
+"""The client's requests and the reading of their answers, with no I/O.
+
+Every operation is a ``Call``: what to send (method, path, JSON body, query, headers) and how
+to read the answer into a value. ``Client`` and ``AsyncClient`` only move a Call over HTTP and
+hand the ``Answer`` to ``finish``, so both share every rule written here: the routes of
+docs/api.md, the shapes of their answers, and the mapping of error statuses onto
+``restmq.errors`` (one table, ``ERRORS``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from restmq.client.models import Lease, Message, QueuePolicy, QueueStats, Reserved
+from restmq.errors import (
+    BadRequest,
+    Forbidden,
+    MessageGone,
+    MessageTooLarge,
+    NotFound,
+    RestMQError,
+    StaleReceipt,
+    StorageUnavailable,
+    Unauthorized,
+    UnexpectedAnswer,
+)
+from restmq.protocol.names import check_queue
+from restmq.types import POLICIES, NackOutcome, Policy, Status
+
+T = TypeVar("T")
+S = TypeVar("S", bound=str)
+JSONObject = dict[str, Any]
+STATUSES: tuple[Status, ...] = ("started", "stopped")
+OUTCOMES: tuple[NackOutcome, ...] = ("requeued", "delayed", "dead")
+EMPTY_QUEUE = "empty queue"  # the JSON protocol's answer when there is nothing to give
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the broker answered: the status, the body's text and the Retry-After header."""
+
+    status: int
+    text: str
+    retry_after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One request and the function that reads its answer.
+
+    ``wait`` is how long the broker may hold the request on purpose (long polling); the
+    client adds it to its timeout. ``queue`` and ``key`` name what an error is about.
+    """
+
+    method: str
+    path: str
+    read: Callable[[Answer], T]
+    body: JSONObject | None = None
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    wait: float = 0.0
+    queue: str = ""
+    key: str = ""
+
+
+def finish(call: Call[T], answer: Answer) -> T:
+    """The value of a call's answer, or the RestMQ error that its status means."""
+    if answer.status >= 400:
+        raise error_for(answer, call.queue, call.key)
+    return call.read(answer)
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def _not_found(message: str, queue: str, key: str) -> RestMQError:
+    """A 404 about one message means that message is gone; otherwise the route is unknown."""
+    return MessageGone(queue, key) if key else NotFound(message)
+
+
+ERRORS: dict[int, Callable[[str, str, str], RestMQError]] = {
+    400: lambda message, queue, key: BadRequest(message),
+    401: lambda message, queue, key: Unauthorized(message),
+    403: lambda message, queue, key: Forbidden(message),
+    404: _not_found,
+    409: lambda message, queue, key: StaleReceipt(queue, key),
+    413: lambda message, queue, key: MessageTooLarge(message),
+    503: lambda message, queue, key: StorageUnavailable(message),
+}
+
+
+def error_for(answer: Answer, queue: str = "", key: str = "") -> RestMQError:
+    """The RestMQ error that an error answer means (an unknown status: UnexpectedAnswer).
+
+    ``queue`` and ``key`` say what the request was about, for the errors that carry them.
+    """
+    message = error_message(answer)
+    make = ERRORS.get(answer.status)
+    if make is None:
+        return UnexpectedAnswer(answer.status, message)
+    error = make(message, queue, key)
+    if isinstance(error, StorageUnavailable) and (answer.retry_after or "").isdigit():
+        error.retry_after = int(answer.retry_after or "1")
+    return error
+
+
+def error_message(answer: Answer) -> str:
+    """The ``error`` of a JSON error body, or the body's text."""
+    try:
+        body = json.loads(answer.text)
+    except ValueError:
+        return answer.text.strip() or f"status {answer.status}"
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return answer.text.strip()
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _json(answer: Answer) -> JSONObject:
+    try:
+        body = json.loads(answer.text)
+    except ValueError:
+        raise UnexpectedAnswer(answer.status, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise UnexpectedAnswer(answer.status, "the body is not a JSON object")
+    return body
+
+
+def _get(obj: JSONObject, name: str, kind: type[T]) -> T:
+    value = obj.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise UnexpectedAnswer(200, f"{name!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def _choice(obj: JSONObject, name: str, allowed: tuple[S, ...]) -> S:
+    value = obj.get(name)
+    for choice in allowed:
+        if value == choice:
+            return choice
+    raise UnexpectedAnswer(200, f"{name!r} is not one of {', '.join(allowed)}")
+
+
+def _list(obj: JSONObject, name: str) -> list[Any]:
+    return _get(obj, name, list)
+
+
+def _objects(obj: JSONObject, name: str) -> list[JSONObject]:
+    items = _list(obj, name)
+    if not all(isinstance(item, dict) for item in items):
+        raise UnexpectedAnswer(200, f"{name!r} must hold JSON objects")
+    return items
+
+
+def _strings(obj: JSONObject, name: str) -> list[str]:
+    items = _list(obj, name)
+    if not all(isinstance(item, str) for item in items):
+        raise UnexpectedAnswer(200, f"{name!r} must hold strings")
+    return items
+
+
+def message_of(queue: str, obj: JSONObject) -> Message:
+    """A message from ``{"key", "value"[, "count"]}``."""
+    count = obj.get("count", 0)
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise UnexpectedAnswer(200, "'count' is not an int")
+    return Message(queue, _get(obj, "key", str), _get(obj, "value", str), count)
+
+
+def reserved_of(queue: str, obj: JSONObject) -> Reserved:
+    """A leased message from ``{"key", "value", "receipt", "deliveries"}``."""
+    return Reserved(
+        queue,
+        _get(obj, "key", str),
+        _get(obj, "receipt", str),
+        _get(obj, "value", str),
+        _get(obj, "deliveries", int),
+    )
+
+
+def stats_of(obj: JSONObject) -> QueueStats:
+    """A queue's counts from the JSON of ``/stats`` (SPEC §3.5)."""
+    return QueueStats(
+        name=_get(obj, "name", str),
+        len=_get(obj, "len", int),
+        status=_choice(obj, "status", STATUSES),
+        policy=_choice(obj, "policy", POLICIES),
+        leased=_get(obj, "leased", int),
+        delayed=_get(obj, "delayed", int),
+        dead=_get(obj, "dead", int),
+        consumers=_get(obj, "consumers", int),
+    )
+
+
+def _command_answer(answer: Answer) -> JSONObject | None:
+    """A JSON-protocol answer: None for an empty queue; a command error is a BadRequest."""
+    obj = _json(answer)
+    error = obj.get("error")
+    if error == EMPTY_QUEUE:
+        return None
+    if isinstance(error, str):
+        raise BadRequest(error)
+    return obj
+
+
+# ---------------------------------------------------------------------------- requests
+
+
+def queue_path(prefix: str, queue: str, suffix: str = "") -> str:
+    """``/q/<queue>`` and the like, the name percent-encoded (dots too, which URL
+    normalisation would otherwise eat from a queue named ``..``). An invalid name is an
+    InvalidQueueName before anything is sent."""
+    return prefix + quote(check_queue(queue), safe="").replace(".", "%2E") + suffix
+
+
+def _options(**values: float | int | str | None) -> JSONObject:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def add(queue: str, value: str, ttl: float | None, delay: float | None) -> Call[str]:
+    def read(answer: Answer) -> str:
+        key = answer.text.strip()
+        if answer.status != 200 or not key:
+            raise UnexpectedAnswer(answer.status, "no message key in the answer")
+        return key
+
+    body = _options(value=value, ttl=ttl, delay=delay)
+    return Call("POST", queue_path("/q/", queue), read, body=body, queue=queue)
+
+
+def add_many(
+    queue: str, values: list[str], ttl: float | None, delay: float | None
+) -> Call[list[str]]:
+    def read(answer: Answer) -> list[str]:
+        return _strings(_json(answer), "keys")
+
+    body = {"values": values, **_options(ttl=ttl, delay=delay)}
+    return Call("POST", queue_path("/q/", queue), read, body=body, queue=queue)
+
+
+def get(queue: str) -> Call[Message | None]:
+    def read(answer: Answer) -> Message | None:
+        obj = _command_answer(answer)
+        return None if obj is None else message_of(queue, obj)
+
+    return Call("POST", "/queue", read, body={"cmd": "get", "queue": queue}, queue=queue)
+
+
+def _take_query(count: int | None, wait: float) -> dict[str, str]:
+    query = {"wait": _number(wait)} if wait else {}
+    if count is not None:
+        query["count"] = str(count)
+    return query
+
+
+def take(queue: str, wait: float) -> Call[Message | None]:
+    def read(answer: Answer) -> Message | None:
+        return None if answer.status == 204 else message_of(queue, _json(answer))
+
+    path = queue_path("/q/", queue)
+    return Call("GET", path, read, query=_take_query(None, wait), wait=wait, queue=queue)
+
+
+def take_many(queue: str, count: int, wait: float) -> Call[list[Message]]:
+    def read(answer: Answer) -> list[Message]:
+        if answer.status == 204:
+            return []
+        return [message_of(queue, obj) for obj in _objects(_json(answer), "messages")]
+
+    path = queue_path("/q/", queue)
+    return Call("GET", path, read, query=_take_query(count, wait), wait=wait, queue=queue)
+
+
+def delete(queue: str, key: str) -> Call[bool]:
+    def read(answer: Answer) -> bool:
+        obj = _command_answer(answer)
+        return obj is not None and _get(obj, "deleted", bool)
+
+    body = {"cmd": "del", "queue": queue, "key": key}
+    return Call("POST", "/queue", read, body=body, queue=queue)
+
+
+def reserve(queue: str, timeout: float | None, wait: float) -> Call[Reserved | None]:
+    def read(answer: Answer) -> Reserved | None:
+        return None if answer.status == 204 else reserved_of(queue, _json(answer))
+
+    body = _options(timeout=timeout, wait=wait or None)
+    path = queue_path("/q/", queue, "/reserve")
+    return Call("POST", path, read, body=body, wait=wait, queue=queue)
+
+
+def reserve_many(
+    queue: str, count: int, timeout: float | None, wait: float
+) -> Call[list[Reserved]]:
+    def read(answer: Answer) -> list[Reserved]:
+        if answer.status == 204:
+            return []
+        return [reserved_of(queue, obj) for obj in _objects(_json(answer), "messages")]
+
+    body = _options(count=count, timeout=timeout, wait=wait or None)
+    path = queue_path("/q/", queue, "/reserve")
+    return Call("POST", path, read, body=body, wait=wait, queue=queue)
+
+
+def _lease_call(lease: Lease, action: str, read: Callable[[Answer], T], **extra: float) -> Call[T]:
+    body = {"key": lease.key, "receipt": lease.receipt, **extra}
+    path = queue_path("/q/", lease.queue, f"/{action}")
+    return Call("POST", path, read, body=body, queue=lease.queue, key=lease.key)
+
+
+def ack(lease: Lease) -> Call[None]:
+    def read(answer: Answer) -> None:
+        _get(_json(answer), "acked", bool)
+
+    return _lease_call(lease, "ack", read)
+
+
+def nack(lease: Lease, delay: float | None) -> Call[NackOutcome]:
+    def read(answer: Answer) -> NackOutcome:
+        return _choice(_json(answer), "outcome", OUTCOMES)
+
+    return _lease_call(lease, "nack", read, **_options(delay=delay))
+
+
+def extend(lease: Lease, timeout: float | None) -> Call[float]:
+    def read(answer: Answer) -> float:
+        value = _json(answer).get("timeout")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise UnexpectedAnswer(answer.status, "'timeout' is not a number")
+        return float(value)
+
+    return _lease_call(lease, "extend", read, **_options(timeout=timeout))
+
+
+def _policy_of(queue: str) -> Callable[[Answer], QueuePolicy]:
+    def read(answer: Answer) -> QueuePolicy:
+        obj = _json(answer)
+        limit = obj.get("max_deliveries")
+        limit = limit if isinstance(limit, int) and limit > 0 else None
+        return QueuePolicy(queue, _choice(obj, "value", POLICIES), limit)
+
+    return read
+
+
+def policy(queue: str) -> Call[QueuePolicy]:
+    return Call("GET", queue_path("/p/", queue), _policy_of(queue), queue=queue)
+
+
+def set_policy(
+    queue: str, policy: Policy | None, max_deliveries: int | None
+) -> Call[QueuePolicy]:
+    body = _options(policy=policy, max_deliveries=max_deliveries)
+    return Call("POST", queue_path("/p/", queue), _policy_of(queue), body=body, queue=queue)
+
+
+def control(queue: str, status: str) -> Call[None]:
+    def read(answer: Answer) -> None:
+        _get(_json(answer), "stat", dict)
+
+    body = {"status": status}
+    return Call("POST", queue_path("/control/", queue), read, body=body, queue=queue)
+
+
+def stats(queue: str) -> Call[QueueStats]:
+    def read(answer: Answer) -> QueueStats:
+        return stats_of(_json(answer))
+
+    return Call("GET", queue_path("/stats/", queue), read, queue=queue)
+
+
+def all_stats() -> Call[dict[str, QueueStats]]:
+    def read(answer: Answer) -> dict[str, QueueStats]:
+        queues = _get(_json(answer), "queues", dict)
+        return {name: stats_of(obj) for name, obj in queues.items() if isinstance(obj, dict)}
+
+    return Call("GET", "/stats/", read)
+
+
+def queues() -> Call[list[str]]:
+    def read(answer: Answer) -> list[str]:
+        return _strings(_json(answer), "queues")
+
+    return Call("GET", "/q/", read, headers={"Accept": "application/json"})
+
+
+def purge(queue: str) -> Call[int]:
+    def read(answer: Answer) -> int:
+        return _get(_json(answer), "purged", int)
+
+    return Call("DELETE", queue_path("/q/", queue), read, queue=queue)

@@ -1,0 +1,394 @@
+"""Access control for every route (SPEC §6): the ACL file and access keys.
+
+How this works. ``ACCESS`` is the one visible table from a route (method and path template)
+to what it needs: an ACL section, a right (``read``, ``write`` or ``admin``, checked against an
+access key) and where the queue's name comes from. ``POST /queue`` and ``POST /xmlrpc`` read
+their body to find the command, hence the section or right. A route missing from the table
+needs the ``admin`` section and right (fail closed); public routes map to None.
+
+For each request the middleware takes the current rules (the ACL file is re-read at most once
+per second when its size or mtime changed; a broken new file keeps the old rules), the client's
+credentials (``Authorization: Basic`` or ``Bearer``; on the WebSocket and SSE routes, which
+browsers open without custom headers, also the cookies ``auth=<user>:<password>`` and
+``access_key=<token>``), looks up a presented access key, and lets
+``restmq.protocol.acl.decide`` answer. A refusal raises Unauthorized or Forbidden before the
+handler runs, so a refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import xmlrpc.client
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from restmq.engine.accesskeys import AccessKeyStore
+from restmq.errors import ConfigError, Forbidden, RestMQError, Unauthorized
+from restmq.http.params import parse_json, query_fields, read_body, read_params
+from restmq.http.routing import route_template
+from restmq.protocol import acl
+from restmq.protocol.acl import (
+    ADMIN,
+    COMET,
+    CONSUMER,
+    PRODUCER,
+    RESERVE,
+    SSE,
+    WEBSOCKET,
+    XMLRPC,
+    Acl,
+    KeyState,
+    Presented,
+    Right,
+)
+
+log = logging.getLogger("restmq.access")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+QueueOf = Callable[[web.Request], Awaitable[str | None]]
+RELOAD_INTERVAL = 1.0
+MISSING: tuple[int, ...] = ()  # the signature of a file that cannot be found
+COOKIE_SECTIONS = frozenset({WEBSOCKET, SSE})
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a request needs: an ACL section, a right, and its queue (None: every queue)."""
+
+    section: str
+    right: Right
+    queue: QueueOf
+
+
+Resolve = Callable[[web.Request], Awaitable[Target]]
+
+
+# --- where the queue's name comes from ------------------------------------------------------
+
+
+async def _from_path(request: web.Request) -> str | None:
+    return request.match_info.get("queue")
+
+
+async def _from_query(request: web.Request) -> str | None:
+    return query_fields(request).get("queue")
+
+
+async def _from_params(request: web.Request) -> str | None:
+    return (await read_params(request)).text("queue")
+
+
+async def _every_queue(request: web.Request) -> str | None:
+    return None
+
+
+def _named(queue: str) -> QueueOf:
+    async def named(request: web.Request) -> str | None:
+        return queue
+
+    return named
+
+
+def _fixed(section: str, right: Right, queue: QueueOf = _every_queue) -> Resolve:
+    target = Target(section, right, queue)
+
+    async def resolve(request: web.Request) -> Target:
+        return target
+
+    return resolve
+
+
+STRICTEST = Target(PRODUCER, "admin", _every_queue)
+
+
+# --- commands in a body: POST /queue and POST /xmlrpc ---------------------------------------
+
+COMMANDS: dict[str, tuple[str, Right]] = {
+    "add": (PRODUCER, "write"),
+    "get": (CONSUMER, "read"),
+    "take": (CONSUMER, "read"),
+    "del": (CONSUMER, "read"),
+    "reserve": (RESERVE, "read"),
+    "ack": (RESERVE, "read"),
+    "nack": (RESERVE, "read"),
+    "extend": (RESERVE, "read"),
+}
+
+XMLRPC_METHODS: dict[str, Right] = {
+    "get": "read",
+    "take": "read",
+    "len": "read",
+    "queues": "read",
+    "reserve": "read",
+    "ack": "read",
+    "set": "write",
+    "add": "write",
+}
+
+
+async def _json_command(request: web.Request) -> Target:
+    """The command's section and right; what cannot be read needs everything (fail closed)."""
+    try:
+        command = await _read_command(request)
+    except RestMQError:
+        return STRICTEST
+    return command_target(command)
+
+
+def command_target(command: Any) -> Target:
+    """The section and right a JSON-protocol command needs (unknown: everything)."""
+    cmd = command.get("cmd") if isinstance(command, dict) else None
+    known = COMMANDS.get(cmd) if isinstance(cmd, str) else None
+    if known is None:
+        return STRICTEST
+    queue = command.get("queue")
+    return Target(*known, _named(queue) if isinstance(queue, str) else _every_queue)
+
+
+async def check_command(request: web.Request, command: Any) -> None:
+    """Check a command that arrived inside a stream (a WebSocket frame) like ``POST /queue``
+    would: its own section and right, with the handshake's credentials (the ``auth`` cookie
+    counts only for the WebSocket section itself, so a cross-site page cannot use a
+    browser's cookie to change queues)."""
+    await request.app[ACCESS_CONTROL].check(request, command_target(command))
+
+
+async def _read_command(request: web.Request) -> Any:
+    """The command object exactly where ``POST /queue`` finds it (form field, else body)."""
+    params = await read_params(request)
+    text = params.text("body", "msg")
+    if text is not None:
+        return parse_json(text)
+    if params.json_body is not None:
+        return params.json_body
+    return parse_json(params.raw or "")
+
+
+async def _xmlrpc_call(request: web.Request) -> Target:
+    """Section ``xmlrpc``; the right from the method, the queue from its first argument."""
+    try:
+        args, method = xmlrpc.client.loads(await read_body(request), use_builtin_types=True)
+    except Exception:  # any parse failure: the strictest need; the handler answers the fault
+        return Target(XMLRPC, "admin", _every_queue)
+    right = XMLRPC_METHODS.get(method or "")
+    if right is None:
+        return Target(XMLRPC, "admin", _every_queue)
+    queue = args[0] if args and isinstance(args[0], str) and method != "queues" else None
+    return Target(XMLRPC, right, _every_queue if queue is None else _named(queue))
+
+
+# --- the table ---------------------------------------------------------------------------
+
+_CONSUMER = _fixed(CONSUMER, "read", _from_path)
+_ADMIN = _fixed(ADMIN, "admin", _from_path)
+_RESERVE = _fixed(RESERVE, "read", _from_path)
+
+ACCESS: dict[tuple[str, str], Resolve | None] = {
+    ("GET", "/"): _fixed(CONSUMER, "read", _from_query),
+    ("POST", "/"): _fixed(PRODUCER, "write", _from_params),
+    ("GET", "/q"): _fixed(CONSUMER, "read"),
+    ("GET", "/q/"): _fixed(CONSUMER, "read"),
+    ("GET", "/q/{queue}"): _CONSUMER,
+    ("POST", "/q/{queue}"): _fixed(PRODUCER, "write", _from_path),
+    ("DELETE", "/q/{queue}"): _ADMIN,
+    ("POST", "/q/{queue}/reserve"): _RESERVE,
+    ("POST", "/q/{queue}/ack"): _RESERVE,
+    ("POST", "/q/{queue}/nack"): _RESERVE,
+    ("POST", "/q/{queue}/extend"): _RESERVE,
+    ("GET", "/queue"): None,
+    ("POST", "/queue"): _json_command,
+    ("POST", "/xmlrpc"): _xmlrpc_call,
+    ("GET", "/j/{queue}"): _CONSUMER,
+    ("GET", "/p/{queue}"): _CONSUMER,
+    ("POST", "/p/{queue}"): _ADMIN,
+    ("GET", "/control"): _fixed(ADMIN, "admin"),
+    ("GET", "/control/"): _fixed(ADMIN, "admin"),
+    ("GET", "/control/{queue}"): _ADMIN,
+    ("POST", "/control/{queue}"): _ADMIN,
+    ("GET", "/stats"): _fixed(ADMIN, "admin"),
+    ("GET", "/stats/"): _fixed(ADMIN, "admin"),
+    ("GET", "/stats/{queue}"): _ADMIN,
+    ("GET", "/events/stats"): _fixed(ADMIN, "admin"),
+    ("GET", "/metrics"): _fixed(ADMIN, "admin"),
+    ("GET", "/c/{queue}"): _fixed(COMET, "read", _from_path),
+    ("GET", "/sse/{queue}"): _fixed(SSE, "read", _from_path),
+    ("GET", "/ws/{queue}"): _fixed(WEBSOCKET, "read", _from_path),
+    ("POST", "/collectd/data"): _fixed(PRODUCER, "write", _named("collectd_data")),
+    ("POST", "/collectd/event"): _fixed(PRODUCER, "write", _named("collectd_event")),
+    ("GET", "/static/{filename}"): None,
+    ("GET", "/livez"): None,
+    ("GET", "/healthz"): None,
+    ("GET", "/openapi.json"): None,
+}
+UNLISTED = _fixed(ADMIN, "admin")
+
+
+def route_of(request: web.Request) -> tuple[str, str] | None:
+    """The (method, path template) of a routed request; None for a 404 or 405."""
+    template = route_template(request)
+    if template is None:
+        return None
+    method = "GET" if request.method == "HEAD" else request.method
+    return method, template
+
+
+# --- the ACL file, re-read when it changes ----------------------------------------------
+
+
+class AclFile:
+    """The rules of an ACL file, re-read on request at most every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        path: Path,
+        interval: float = RELOAD_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._path = path
+        self._interval = interval
+        self._clock = clock
+        self._signature = _signature(path)
+        self._rules = _load(path)
+        self._checked = clock()
+        self._failed: tuple[int, ...] | None = None
+
+    @property
+    def rules(self) -> Acl:
+        """The current rules (re-read first when the file changed)."""
+        now = self._clock()
+        if now - self._checked >= self._interval:
+            self._checked = now
+            self._refresh()
+        return self._rules
+
+    def _refresh(self) -> None:
+        try:
+            signature = _signature(self._path)
+        except ConfigError as exc:
+            return self._keep(MISSING, exc)
+        if signature == self._signature:
+            self._failed = None
+            return None
+        if signature == self._failed:
+            return None
+        try:
+            self._rules = _load(self._path)
+        except ConfigError as exc:
+            return self._keep(signature, exc)
+        self._signature, self._failed = signature, None
+        log.info("ACL file %s reloaded", self._path)
+        return None
+
+    def _keep(self, signature: tuple[int, ...], exc: ConfigError) -> None:
+        """Log once per broken version of the file; the rules stay as they were."""
+        if signature != self._failed:
+            log.warning("ACL file %s not reloaded, keeping the previous rules: %s",
+                        self._path, exc.message)
+        self._failed = signature
+
+
+def _signature(path: Path) -> tuple[int, ...]:
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read ACL file {path}: {exc.strerror}") from None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _load(path: Path) -> Acl:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read ACL file {path}: {exc}") from None
+    try:
+        return acl.parse(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None
+
+
+# --- the middleware ---------------------------------------------------------------------
+
+
+class AccessControl:
+    """Checks each request against the ACL and access keys before its handler runs."""
+
+    def install(self, app: web.Application) -> None:
+        app[ACCESS_CONTROL] = self
+        app.middlewares.append(self.middleware)
+
+    def __init__(self, acl_file: AclFile | None, keys: AccessKeyStore) -> None:
+        self._file = acl_file
+        self._keys = keys
+
+    @classmethod
+    def load(cls, path: Path | None, keys: AccessKeyStore) -> AccessControl:
+        """Read the ACL file now (ConfigError when missing or invalid); None: allow all."""
+        return cls(AclFile(path) if path is not None else None, keys)
+
+    @property
+    def rules(self) -> Acl:
+        return self._file.rules if self._file is not None else acl.OPEN
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._open_to(request):
+            return await handler(request)
+        route = route_of(request)
+        if route is not None:
+            resolve = ACCESS.get(route, UNLISTED)
+            if resolve is not None:
+                await self.check(request, await resolve(request))
+        return await handler(request)
+
+    def _open_to(self, request: web.Request) -> bool:
+        """No ACL file and no credentials presented: every rule would allow (the hot path)."""
+        headers = request.headers
+        return self._file is None and "Authorization" not in headers and "Cookie" not in headers
+
+    async def check(self, request: web.Request, target: Target) -> None:
+        """Raise Unauthorized or Forbidden unless the request may do what ``target`` says."""
+        presented = credentials(request, target.section)
+        rules, ip = self.rules.section(target.section), request.remote or ""
+        verdict = acl.judge_address(rules, ip)  # before any lookup or body read
+        if verdict.allowed:
+            key = await self._key_state(request, presented.token, target)
+            verdict = acl.decide(rules, ip, presented, key)
+        if verdict.allowed:
+            return
+        log.debug("refused %s %s from %s: %s", request.method, request.path, request.remote,
+                  verdict.reason)
+        if verdict.status == 401:
+            raise Unauthorized(verdict.reason, verdict.challenge or acl.BASIC_CHALLENGE)
+        raise Forbidden(verdict.reason)
+
+    async def _key_state(self, request: web.Request, token: str | None, target: Target) -> KeyState:
+        if token is None:
+            return "none"
+        found = await self._keys.lookup(token)
+        if found is None:
+            return "unknown"
+        queue = await target.queue(request)
+        exists = False
+        if found.rights.needs_existence(target.right, queue) and queue is not None:
+            exists = await self._keys.queue_exists(queue)
+        return "granted" if found.rights.may(target.right, queue, exists) else "lacking"
+
+
+ACCESS_CONTROL = web.AppKey("restmq_access", AccessControl)
+
+
+def credentials(request: web.Request, section: str) -> Presented:
+    """Basic or Bearer from the header; on cookie sections, the cookies fill what is missing."""
+    presented = acl.parse_authorization(request.headers.get("Authorization"))
+    if section not in COOKIE_SECTIONS:
+        return presented
+    basic = presented.basic
+    if basic is None and "auth" in request.cookies:
+        basic = acl.parse_user_password(request.cookies["auth"]).basic
+    token = presented.token or request.cookies.get("access_key") or None
+    return Presented(basic, token)
