@@ -108,9 +108,14 @@ def messages_in(queue: str, count: int = 1) -> None:
     _messages_in(queue).inc(count)
 
 
+@functools.lru_cache(maxsize=4096)
+def _messages_out(queue: str, via: str) -> Counter:
+    return MESSAGES_OUT.labels(queue_label(queue), via)
+
+
 def messages_out(queue: str, via: str, count: int = 1) -> None:
     if count:
-        MESSAGES_OUT.labels(queue_label(queue), via).inc(count)
+        _messages_out(queue, via).inc(count)
 
 
 def delivered(queue: str, roundrobin: bool, seconds: float) -> None:

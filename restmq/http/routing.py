@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from aiohttp import web
@@ -9,6 +10,7 @@ from aiohttp import web
 _PATTERN = re.compile(r"\{(\w+):[^}]*\}")
 
 
+@functools.lru_cache(maxsize=256)
 def template_of(path: str) -> str:
     """A route path without its variables' regexes: ``/q/{queue:[^/]+}`` → ``/q/{queue}``."""
     return _PATTERN.sub(r"{\1}", path)
