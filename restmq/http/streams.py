@@ -46,10 +46,12 @@ async def _serve(
             if consumer.closed.is_set():
                 return
             if beat is not None:
-                await asyncio.wait_for(beat(), STALL_TIMEOUT)
+                async with asyncio.timeout(STALL_TIMEOUT):
+                    await beat()
             continue
         try:
-            await asyncio.wait_for(write(delivery), STALL_TIMEOUT)
+            async with asyncio.timeout(STALL_TIMEOUT):  # no task per write, unlike wait_for
+                await write(delivery)
         except BaseException:
             hub.unwritten(consumer, delivery)
             raise

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from restmq.http.app import ROUTES
+from restmq.http.routing import template_of
 
 PRELOADED = 1
 READ_TIMEOUT = aiohttp.ClientTimeout(total=15)
@@ -152,7 +153,7 @@ class Family:
 
     @property
     def present(self) -> bool:
-        return any((r.method, r.path) == self.route for r in ROUTES)
+        return any((r.method, template_of(r.path)) == self.route for r in ROUTES)
 
 
 FAMILIES = [

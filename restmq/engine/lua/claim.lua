@@ -19,6 +19,7 @@ local batch, lease_ms, history_size = tonumber(ARGV[3]), tonumber(ARGV[4]), tonu
 local now = now_ms()
 sweep(now)
 if redis.call('HGET', K_META, 'status') == 'stopped' then return 0 end
+if redis.call('LLEN', K_READY) == 0 then return 0 end  -- before the O(consumers) part
 local live = live_consumers(now)
 if #live == 0 then return 0 end
 
