@@ -615,3 +615,29 @@ async def test_a_redis_that_goes_away_answers_503_then_recovers(tmp_path: Path) 
     finally:
         redis_proc.terminate()
         redis_proc.wait(10)
+
+
+# ---------------------------------------------------------------- found by schemathesis
+
+
+async def test_a_multipart_part_with_malformed_headers_answers_400_and_adds_nothing(
+    http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    body = (
+        b"--b\r\nContent-Disposition: form-data; name=\"\x1d\xc3\x8d\"\r\n\r\nv\r\n"
+        b"--b\r\nContent-Disposition: form-data; name=\"value\"\r\n\r\nv\r\n--b--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+
+    for path in ("/q/x", "/"):
+        assert_error(await call(http, broker, "POST", path, data=body, headers=headers), 400)
+    assert await queue_count(http, broker) == 0
+
+
+@pytest.mark.parametrize("path", ["/static/nope.html", "/static/..%2Fhttp%2Fapp.py", "/static/"])
+async def test_a_missing_static_file_answers_404_with_a_json_error(
+    http: aiohttp.ClientSession, broker: Broker, path: str
+) -> None:
+    answer = await call(http, broker, "GET", path)
+
+    assert assert_error(answer, 404) == "not found"

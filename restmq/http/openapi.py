@@ -6,8 +6,8 @@ routes, which a daemon registers only with ``--collectd``) from the operation ta
 operation gets the error answers that can occur on it: 400 everywhere (the query string and
 its JSONP ``callback`` are checked on every route), 413 where a body is read, 503 where Redis
 is touched, and 401/403 (and 503, from the access-key lookup) where the access-control table
-protects the route. Every GET gets its HEAD twin, as aiohttp registers one. Methods a path
-does not list answer 405 with ``Allow``.
+protects the route. A GET gets its HEAD twin where the route table registers one. Methods a
+path does not list answer 405 with ``Allow``.
 
 ``tests/openapi`` keep the document true: every registered route and method is in it and
 nothing else, it validates as OpenAPI 3.1, and schemathesis checks a real broker's answers
@@ -93,7 +93,7 @@ def _paths(operations: list[Operation]) -> dict[str, Schema]:
     for op in operations:
         item = paths.setdefault(op.path, {})
         item[op.method.lower()] = _operation(op)
-        if op.method == "GET":
+        if op.method == "GET" and op.head:
             item["head"] = _head(item["get"])
     return paths
 

@@ -3,7 +3,8 @@
 Each row says what the route takes and its success answers. The error answers are added by
 ``restmq.http.openapi`` from what the row says (a body can be too large, storage can be
 down) and from the access-control table (a protected route can answer 401 and 403), so they
-stay consistent across the rows. HEAD operations are derived from the GET rows.
+stay consistent across the rows. HEAD operations are derived from the GET rows, except where
+the route table refuses HEAD (``head=False``: a HEAD would take or stream messages unseen).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Operation:
     errors: tuple[int, ...] = ()  # beyond 400 and those implied by body, storage and access
     storage: bool = True  # reads or writes Redis, so it can answer 503
     cookies: bool = False  # credentials may come as cookies (SSE and WebSocket)
+    head: bool = True  # a GET with a HEAD twin (the route table refuses HEAD where it would take)
     description: str = ""
     extra: Schema = field(default_factory=dict)  # x-restmq-* notes for the reader
 
@@ -135,16 +137,16 @@ CONSUME = [
         {"200": json_answer("The message, removed from its queue.", "Taken"),
          "302": {"description": "No `queue`: to the dashboard.",
                  "headers": {"Location": {"required": True, "schema": TEXT}}}},
-        ("rootQueue", "callback"), errors=(404,),
+        ("rootQueue", "callback"), errors=(404,), head=False,
         description="Like `GET /q/{queue}`, but an empty queue answers 404.",
     ),
     *(
         Operation(
             "GET", path, f"listQueues{suffix}", "List the queues", "consume",
-            {"200": {"description": "HTML for browsers; JSON with `Accept: application/json` "
-                     "or `callback`.",
-                     "content": {**json_answer("", "Queues")["content"], "text/html":
-                                 {"schema": TEXT}}}},
+            {"200": media_answer(
+                "HTML for browsers; JSON with `Accept: application/json` or `callback`.",
+                {"text/html": TEXT, "application/json": ref("Queues"), JS_TYPE: JSONP},
+            )},
             ("callback",),
         )
         for path, suffix in (("/q", ""), ("/q/", "Slash"))
@@ -154,7 +156,7 @@ CONSUME = [
         {"200": json_answer("The message, removed; with `count`, a batch.", "Taken",
                             "TakenBatch"),
          "204": NOTHING},
-        ("queue", "count", "wait", "callback"),
+        ("queue", "count", "wait", "callback"), head=False,
     ),
     Operation(
         "DELETE", "/q/{queue}", "purgeQueue", "Purge a queue", "consume",
@@ -194,7 +196,7 @@ PROTOCOL = [
         {"200": json_answer("The answer; command errors are `{\"error\"}` with 200.",
                             "CommandAnswer")},
         ("callback",),
-        {**fields_body("CommandFields", "Command"),
+        {**fields_body("CommandFields", "Command", {"text/plain": TEXT}),
          "description": "The command as the form field `body` (or `msg`) or as the raw body."},
         description="Malformed JSON or no `cmd` is a 400.",
     ),
@@ -242,7 +244,7 @@ STREAMS = [
         "GET", "/c/{queue}", "comet", "Stream messages over chunked HTTP (comet)", "streams",
         {"200": media_answer("One `{\"key\", \"value\"}` CRLF chunk per message (JSONP with "
                              "`callback`); a bare CRLF as heartbeat.", {"text/plain": TEXT})},
-        ("queue", "heartbeat", "callback"), description=STREAM_NOTE,
+        ("queue", "heartbeat", "callback"), description=STREAM_NOTE, head=False,
         extra={"x-restmq-stream": "comet"},
     ),
     Operation(
@@ -250,12 +252,13 @@ STREAMS = [
         {"200": media_answer("`id: <key>` / `data: {\"key\", \"value\"}` events; a "
                              "`: heartbeat` comment when idle.", {"text/event-stream": TEXT})},
         ("queue", "last_event_id", "Last-Event-ID"), cookies=True, description=STREAM_NOTE,
+        head=False,
         extra={"x-restmq-stream": "sse"},
     ),
     Operation(
         "GET", "/ws/{queue}", "websocket", "Stream messages over a WebSocket", "streams",
         {"101": {"description": "Switching Protocols: the WebSocket (RFC 6455) is open."}},
-        ("queue", *WS_HEADERS), cookies=True,
+        ("queue", *WS_HEADERS), cookies=True, head=False,
         description="OpenAPI cannot describe the frames: each message is one text frame "
         "holding `{\"key\", \"value\"}`; a text frame from the client holding a JSON-protocol "
         "command is run and answered in a frame; any other frame is echoed. A request that is "

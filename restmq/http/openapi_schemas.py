@@ -266,7 +266,7 @@ PARAMETERS: dict[str, Schema] = {
 # The headers of a WebSocket upgrade (RFC 6455 §4.1); without them GET /ws/{queue} is a 400.
 WS_HEADERS: dict[str, Schema] = {
     "Upgrade": {"type": "string", "const": "websocket"},
-    "Connection": {"type": "string", "const": "Upgrade"},
+    "Connection": {"type": "string", "pattern": "[Uu]pgrade", "example": "Upgrade"},
     "Sec-WebSocket-Key": {"type": "string", "description": "16 random bytes in base64."},
     "Sec-WebSocket-Version": {"type": "string", "const": "13"},
 }
@@ -290,8 +290,14 @@ def _error(description: str, **headers: Schema) -> Schema:
     return answer
 
 
+# A request line or header over 8190 bytes is refused by aiohttp's HTTP parser itself, before
+# any handler or middleware: that 400 is plain text.
+_BAD_REQUEST = _error("Bad input: a field, the callback, the encoding or the body; a request "
+                      "line or header longer than 8190 bytes gets the HTTP parser's plain text.")
+_BAD_REQUEST["content"]["text/plain"] = {"schema": TEXT}
+
 ERRORS: dict[int, tuple[str, Schema]] = {
-    400: ("BadRequest", _error("Bad input: a field, the callback, the encoding or the body.")),
+    400: ("BadRequest", _BAD_REQUEST),
     401: ("Unauthorized", _error("Credentials needed (ACL file or access key).",
                                  **{"WWW-Authenticate": TEXT})),
     403: ("Forbidden", _error("Not allowed for this address, user or access key.")),

@@ -27,6 +27,7 @@ from restmq.http.access import ACCESS
 from restmq.http.app import build_app
 from restmq.http.context import Context
 from restmq.http.openapi import document
+from restmq.http.routing import template_of
 from restmq.protocol.names import check_queue
 
 METHODS = {"get", "head", "post", "put", "patch", "delete", "options", "trace"}
@@ -42,8 +43,8 @@ def app_of(collectd: bool) -> web.Application:
 
 
 def registered(app: web.Application) -> set[tuple[str, str]]:
-    return {(route.method, route.resource.canonical) for route in app.router.routes()
-            if route.resource is not None}
+    return {(route.method, template_of(route.resource.canonical))
+            for route in app.router.routes() if route.resource is not None}
 
 
 def documented(doc: dict[str, Any]) -> set[tuple[str, str]]:
