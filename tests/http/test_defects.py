@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -23,44 +22,15 @@ from tests.helpers.broker import Broker
 from tests.helpers.keyspace import assert_no_orphans
 from tests.helpers.wait import async_wait_until
 from tests.http_support import (
-    BACKENDS,
     JS_CT,
     Answer,
-    Served,
     assert_json,
     assert_key,
     call,
     no_5xx_session,
     queue_len,
     raw_http,
-    serve_module,
 )
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
-    with serve_module(request, tmp_path_factory) as served:
-        yield served
-
-
-@pytest.fixture
-def backend(served: Served) -> Backend:
-    """The module's backend, emptied for this test."""
-    served.wipe()
-    return served.backend
-
-
-@pytest.fixture
-def broker(served: Served, backend: Backend) -> Broker:
-    return served.broker
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with no_5xx_session() as session:
-        yield session
 
 
 async def keys_of(raw_redis: Redis, prefix: str, queue: str) -> dict[str, str]:

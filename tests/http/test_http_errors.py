@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,47 +14,18 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from tests.conftest import Backend, valkey_binary
+from tests.conftest import valkey_binary
 from tests.helpers.broker import Broker, free_port, make_broker
 from tests.helpers.wait import async_wait_until
 from tests.http_support import (
-    BACKENDS,
     Answer,
-    Served,
     assert_error,
     assert_json,
     assert_key,
     call,
     no_5xx_session,
     queue_len,
-    serve_module,
 )
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
-    with serve_module(request, tmp_path_factory) as served:
-        yield served
-
-
-@pytest.fixture
-def backend(served: Served) -> Backend:
-    """The module's backend, emptied for this test."""
-    served.wipe()
-    return served.backend
-
-
-@pytest.fixture
-def broker(served: Served, backend: Backend) -> Broker:
-    return served.broker
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with no_5xx_session() as session:
-        yield session
 
 
 async def queue_count(http: aiohttp.ClientSession, broker: Broker) -> int:

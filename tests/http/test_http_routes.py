@@ -7,7 +7,6 @@ and scripts parse them. Any 5xx seen by a test's client fails the test.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -17,49 +16,18 @@ import pytest
 from tests.conftest import Backend
 from tests.helpers.broker import Broker
 from tests.http_support import (
-    BACKENDS,
     HTML_CT,
     JS_CT,
     JSON_CT,
     Answer,
-    Served,
     assert_json,
     assert_jsonp,
     assert_key,
     call,
-    no_5xx_session,
     queue_len,
     raw_http,
-    serve_module,
     stats_entry,
 )
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
-    with serve_module(request, tmp_path_factory) as served:
-        yield served
-
-
-@pytest.fixture
-def backend(served: Served) -> Backend:
-    """The module's backend, emptied for this test."""
-    served.wipe()
-    return served.backend
-
-
-@pytest.fixture
-def broker(served: Served, backend: Backend) -> Broker:
-    return served.broker
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with no_5xx_session() as session:
-        yield session
-
 
 # ---------------------------------------------------------------- producing (§3.1)
 
