@@ -97,10 +97,15 @@ async def test_writes_survive_a_kill_9_of_valkey(tmp_path: Path, make_valkey: Ma
     await eventually(lambda: b"greeting" in aof_bytes(tmp_path))
     # SPEC §2 allows losing the last second (appendfsync everysec): let it pass.
     await asyncio.sleep(max(0.0, written + 1.1 - time.monotonic()))
-    assert first.pid is not None
-    os.kill(first.pid, signal.SIGKILL)
+    pid = first.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
     await first.stop()  # reaps the killed child and releases the directory
-    assert first.returncode == -signal.SIGKILL
+    # The process is gone. (Its exit status is not checked: under pytest-xdist another
+    # reaper in the worker process occasionally collects it first, and asyncio then reports
+    # 255 instead of -9.)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
     second = make_valkey(tmp_path)
     await second.start()

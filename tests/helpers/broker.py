@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -15,11 +16,26 @@ from pathlib import Path
 
 from tests.helpers.wait import wait_until
 
+# Under pytest-xdist each worker takes ports from its own block (below the kernel's
+# ephemeral range, 32768+), so two workers never pick the same free port at once: a broker
+# that lost such a race would fail to bind while its twin answered /livez in its place.
+_PORT_BLOCK = 2000
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw10").removeprefix("gw") or 0)
+_BASE = 10000 + (_WORKER % 11) * _PORT_BLOCK  # blocks end below 32000
+_ports = itertools.count(os.getpid() % 500)
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nobody listens on, from this test process's own block."""
+    for _ in range(_PORT_BLOCK):
+        port = _BASE + next(_ports) % _PORT_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 def _answers(url: str) -> bool:
