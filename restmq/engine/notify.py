@@ -50,17 +50,22 @@ class Subscriber:
 
     async def subscribe(self, channel: str) -> None:
         """Subscribe and wait for Redis's confirmation (or the next reconnect)."""
-        if channel in self._channels and self.connected:
-            return
+        if channel in self._channels and self.connected and channel not in self._pending:
+            return  # subscribed and confirmed
         self._channels.add(channel)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(channel, []).append(waiter)
-        if self._pubsub is not None and self.connected:
+        waiters = self._pending.setdefault(channel, [])
+        waiters.append(waiter)
+        if len(waiters) == 1 and self._pubsub is not None and self.connected:
             with contextlib.suppress(redis_errors.RedisError, OSError):
                 await self._pubsub.subscribe(channel)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), CONFIRM_TIMEOUT)
         except TimeoutError:
+            if waiter in self._pending.get(channel, []):
+                self._pending[channel].remove(waiter)
+                if not self._pending[channel]:
+                    del self._pending[channel]  # the next subscribe sends SUBSCRIBE again
             raise StorageUnavailable("the pub/sub link is not ready") from None
 
     def keep(self, channel: str) -> None:
