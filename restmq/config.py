@@ -49,6 +49,12 @@ class Settings:
     stream_credits: int = 64
     sweep_interval: float = 0.1
     shutdown_timeout: float = 10.0
+    request_timeout: float = 5.0  # seconds: every request's storage deadline (SPEC §3.8)
+    idempotency_window: float = 300.0  # seconds an Idempotency-Key is remembered
+    header_timeout: float = 10.0  # seconds to send a request line and headers
+    keepalive_timeout: float = 75.0  # seconds an idle keep-alive connection stays open
+    write_timeout: float = 10.0  # seconds a stream write may wait on a slow client
+    queue_idle_time: float = 3600.0  # seconds an empty, unconfigured queue stays listed
     log_level: str = "info"
     access_log: bool = False
 
@@ -171,6 +177,11 @@ def _validate(settings: Settings) -> None:
         (settings.presence_timeout > 0 and settings.stream_lease > 0, "timeouts must be > 0"),
         (0 < settings.syslog_port < 65536, "syslog_port must be between 1 and 65535"),
         (settings.syslog_max_line >= 1, "syslog_max_line must be at least 1"),
+        (settings.request_timeout > 0, "request_timeout must be > 0"),
+        (settings.idempotency_window > 0, "idempotency_window must be > 0"),
+        (settings.header_timeout > 0 and settings.keepalive_timeout > 0, "timeouts must be > 0"),
+        (settings.write_timeout > 0, "write_timeout must be > 0"),
+        (settings.queue_idle_time > 0, "queue_idle_time must be > 0"),
     ]
     for ok, message in checks:
         if not ok:

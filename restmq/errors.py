@@ -103,6 +103,14 @@ class StorageUnavailable(RestMQError):
     retry_after = 1
 
 
+class OutcomeUnknown(RestMQError):
+    """Raised when a write was sent to Redis/Valkey but its answer never came (SPEC §3.8):
+    it may or may not have been applied, so the client must not be told "nothing changed"."""
+
+    status = 504
+    retry_after = 1
+
+
 class StorageError(RestMQError):
     """Raised when Redis/Valkey answers with an unexpected error (a bug, not bad input)."""
 
