@@ -116,6 +116,12 @@ class Keys:
         """The hash of access keys: SHA-256 hex digest of a token -> its JSON record."""
         return self.prefix + "access-keys"
 
+    def idempotency(self, queue: str, token: str) -> str:
+        """What the add that carried ``Idempotency-Key: <token>`` answered (SPEC §3.8); in the
+        queue's slot, written by the add script itself, expiring after the dedup window.
+        ``token`` is a digest of the client's key, so any key makes a short, safe name."""
+        return self._queue_base(queue) + "idem:" + token
+
     def migrated_v1(self, queue: str) -> str:
         """The highest RestMQ 1.x message id that ``restmq migrate-v1`` looked at for a queue.
 

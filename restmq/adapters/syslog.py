@@ -323,7 +323,7 @@ async def start_syslog(
 
 async def serve_syslogd(settings: Settings, url: str, stop: asyncio.Event) -> None:
     """The syslog receiver alone (``restmq syslogd``) on the storage at ``url``, until ``stop``."""
-    storage = open_storage(url, settings.prefix, settings.redis_pool)
+    storage = open_storage(url, settings.prefix, settings.redis_pool, settings.request_timeout)
     try:
         await prepare(storage)
     except StorageUnavailable as exc:

@@ -28,17 +28,17 @@ class Storage:
         await self.pubsub.aclose()
 
 
-def open_storage(url: str, prefix: str, pool_size: int) -> Storage:
+def open_storage(url: str, prefix: str, pool_size: int, timeout: float = SOCKET_TIMEOUT) -> Storage:
     """Create the pool (lazily connected) and the store; call ``prepare`` before serving."""
     redis = Redis.from_url(
         url,
         decode_responses=True,
         max_connections=pool_size,
         socket_timeout=None,  # the pipeliner bounds each batch; pub/sub waits indefinitely
-        socket_connect_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=timeout,
         health_check_interval=30,
     )
-    pipeliner = Pipeliner(redis, load_scripts())
+    pipeliner = Pipeliner(redis, load_scripts(), timeout=timeout)
     pubsub = Redis.from_url(
         url, decode_responses=True, max_connections=4, socket_connect_timeout=SOCKET_TIMEOUT
     )

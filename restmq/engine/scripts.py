@@ -37,6 +37,9 @@ class ScriptName(StrEnum):
 
 
 STANDALONE = frozenset({ScriptName.TIMER_CAS})
+# Scripts that change nothing a client asked for (stats and peek only run the sweep that the
+# timers would run anyway): unanswered, they are a 503, never a 504 (SPEC §3.8).
+READ_ONLY_SCRIPTS = frozenset({ScriptName.STATS, ScriptName.PEEK, ScriptName.HISTORY})
 
 
 @dataclass(frozen=True, slots=True)

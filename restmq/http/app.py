@@ -64,11 +64,18 @@ ROUTES = [
 ]
 
 
+# Long-lived handlers: no request-wide deadline (each of their storage calls has its own).
+STREAMS = frozenset({streams.comet, streams.sse, streams.websocket, dashboard.stats_events})
+
+
 def build_app(context: Context) -> web.Application:
     """The application for one daemon process, with its shared context."""
     access = AccessControl.load(context.settings.acl, AccessKeyStore.beside(context.store))
     app = web.Application(
-        middlewares=[metrics.middleware, error_middleware],
+        middlewares=[
+            metrics.middleware,
+            error_middleware(context.settings.request_timeout, STREAMS),
+        ],
         client_max_size=context.settings.max_body_size,
     )
     app[CTX] = context
