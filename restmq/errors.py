@@ -74,10 +74,18 @@ class StaleReceipt(RestMQError):
 
     status = 409
 
-    def __init__(self, queue: str, key: str) -> None:
-        super().__init__(f"wrong or stale receipt for {key}: the lease is not yours any more")
+    def __init__(self, queue: str, key: str, message: str = "") -> None:
+        super().__init__(message or f"wrong or expired receipt for {key}: the lease is not yours")
         self.queue = queue
         self.key = key
+
+
+class NotLeased(StaleReceipt):
+    """Raised when a message to acknowledge, give back or extend was never leased (it is
+    waiting or delayed); a StaleReceipt, so whoever handles those handles this one too."""
+
+    def __init__(self, queue: str, key: str, message: str = "") -> None:
+        super().__init__(queue, key, message or f"message {key} is not leased")
 
 
 class Unauthorized(RestMQError):

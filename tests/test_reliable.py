@@ -774,3 +774,211 @@ async def test_stats_show_waiting_leased_delayed_and_dead_counts(
     assert everything["queues"]["st:dead"] == stats_entry("st:dead", 1)  # it has no dead queue
     assert await take_all(http, broker, "st:dead") == ["to-kill"]
     assert await counts(http, broker, "st") == (1, 1, 1, 0)
+
+
+# ---------------------------------------------------------------- not leased vs stale receipt
+
+
+async def test_settling_a_message_that_was_never_leased_says_it_is_not_leased(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    await add(http, broker, "jobs", "waiting")
+    await call(http, broker, "POST", "/q/jobs", data={"value": "later", "delay": "60"})
+
+    for key in ("jobs:1", "jobs:2"):
+        for command, extra in [("ack", {}), ("nack", {}), ("extend", {"timeout": 60})]:
+            outcome = await wire.send(command, key=key, receipt="no-lease", **extra)
+            assert wire.assert_refused(outcome, 409) == f"message {key} is not leased"
+
+    assert await counts(http, broker, "jobs") == (1, 0, 1, 0)
+
+
+async def test_a_receipt_whose_lease_ended_is_a_wrong_or_expired_receipt(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    await add(http, broker, "jobs", "v")
+    nacked = await wire.reserve_one()
+    await wire.ok("nack", nacked)  # waiting again, once delivered
+
+    for command in ("ack", "nack", "extend"):
+        outcome = await wire.send(command, key=nacked["key"], receipt=nacked["receipt"])
+        message = wire.assert_refused(outcome, 409)
+        assert message.startswith("wrong or expired receipt for jobs:1"), message
+
+    assert await counts(http, broker, "jobs") == (1, 0, 0, 0)
+
+
+# ---------------------------------------------------------------- batch ack and nack
+
+
+async def settle(wire: Wire, command: str, messages: Any, **extra: Any) -> Answer:
+    """A batch ack or nack as JSON: REST ``POST /q/jobs/<command>`` or a JSON command."""
+    if wire.name == "rest":
+        body = {"messages": messages, **extra}
+        return await call(wire.http, wire.broker, "POST", f"/q/{wire.queue}/{command}", json=body)
+    body = {"cmd": command, "queue": wire.queue, "messages": messages, **extra}
+    return await call(wire.http, wire.broker, "POST", "/queue", json=body)
+
+
+def held(lease: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"key": lease["key"], "receipt": lease["receipt"], **extra}
+
+
+async def outcomes_of_every_kind(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Leases of jobs:1 (held), jobs:2 (held), jobs:3 (reserved again: a stale receipt),
+    jobs:4 (already acknowledged: gone), jobs:5 (delayed, never leased), and a key of
+    another queue; returns (the entries, the failures expected for the last four)."""
+    await add(http, broker, "jobs", "a", "b", "c", "d")
+    await call(http, broker, "POST", "/q/jobs", data={"value": "e", "delay": "60"})
+    first, second = await wire.reserve_one(), await wire.reserve_one()
+    stale = await wire.reserve_one(timeout=SHORT_LEASE)
+    await until_counts(http, broker, "jobs", (2, 2, 1, 0))
+    gone = await wire.reserve_one()
+    assert gone["key"] == "jobs:3"  # the stale one, back at the front
+    gone = await wire.reserve_one()
+    await wire.ok("ack", gone)
+    entries = [held(first), held(stale), held(gone), {"key": "jobs:5", "receipt": "r"},
+               {"key": "other:1", "receipt": "r"}, held(second)]
+    failed = [
+        {"key": "jobs:3", "error": "wrong or expired receipt for jobs:3: the lease is not yours"},
+        {"key": "jobs:4", "error": "no such message: jobs:4"},
+        {"key": "jobs:5", "error": "message jobs:5 is not leased"},
+        {"key": "other:1", "error": "invalid message key 'other:1' for queue 'jobs'"},
+    ]
+    return entries, failed
+
+
+async def test_a_batch_ack_answers_each_entry_in_one_request(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    entries, failed = await outcomes_of_every_kind(wire, http, broker)
+
+    answer = await settle(wire, "ack", entries)
+
+    expected = {"queue": "jobs", "acked": ["jobs:1", "jobs:2"], "failed": failed}
+    assert_json(answer, expected)
+    assert await counts(http, broker, "jobs") == (0, 1, 1, 0)  # jobs:3 leased, jobs:5 delayed
+
+
+async def test_a_batch_nack_answers_each_entry_in_one_request(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    entries, failed = await outcomes_of_every_kind(wire, http, broker)
+    entries[-1]["delay"] = 60  # jobs:2 comes back later; jobs:1 at once
+
+    answer = await settle(wire, "nack", entries)
+
+    nacked = [{"key": "jobs:1", "outcome": "requeued"}, {"key": "jobs:2", "outcome": "delayed"}]
+    assert_json(answer, {"queue": "jobs", "nacked": nacked, "failed": failed})
+    assert await counts(http, broker, "jobs") == (1, 1, 2, 0)
+    assert (await wire.reserve_one())["key"] == "jobs:1"
+
+
+async def test_a_batch_nack_dead_letters_what_reached_max_deliveries(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    await call(http, broker, "POST", "/p/jobs", data={"max_deliveries": "1"})
+    await add(http, broker, "jobs", "a", "b")
+    leases = (await wire.reserve(count=2))
+    assert leases is not None
+
+    answer = await settle(wire, "nack", [held(m) for m in leases["messages"]])
+
+    dead = [{"key": "jobs:1", "outcome": "dead"}, {"key": "jobs:2", "outcome": "dead"}]
+    assert_json(answer, {"queue": "jobs", "nacked": dead, "failed": []})
+    assert await take_all(http, broker, "jobs:dead") == ["a", "b"]
+
+
+async def test_a_batch_nack_puts_the_messages_back_oldest_frontmost_whatever_their_order(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    await add(http, broker, "jobs", "m1", "m2", "m3", "m4")
+    leases = await wire.reserve(count=3)
+    assert leases is not None
+    entries = [held(m) for m in reversed(leases["messages"])]
+
+    answer = await settle(wire, "nack", entries)
+
+    assert [n["outcome"] for n in answer.json()["nacked"]] == ["requeued"] * 3
+    assert await take_all(http, broker, "jobs") == ["m1", "m2", "m3", "m4"]
+
+
+async def test_a_batch_nack_takes_a_default_delay_that_an_entry_overrides(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    await add(http, broker, "jobs", "a", "b")
+    leases = await wire.reserve(count=2)
+    assert leases is not None
+    first, second = leases["messages"]
+
+    answer = await settle(wire, "nack", [held(first), held(second, delay=0)], delay=60)
+
+    outcomes = [n["outcome"] for n in answer.json()["nacked"]]
+    assert outcomes == ["delayed", "requeued"]
+    assert await take_all(http, broker, "jobs") == ["b"]
+
+
+async def test_the_same_lease_twice_in_a_batch_is_settled_once(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    await add(http, broker, "jobs", "a")
+    lease = await wire.reserve_one()
+
+    answer = (await settle(wire, "nack", [held(lease), held(lease)])).json()
+
+    assert answer["nacked"] == [{"key": "jobs:1", "outcome": "requeued"}]
+    assert [f["key"] for f in answer["failed"]] == ["jobs:1"]
+    assert await take_all(http, broker, "jobs") == ["a"]
+
+
+async def test_a_batch_of_a_thousand_leases_is_acknowledged_in_one_request(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    await call(http, broker, "POST", "/q/jobs", json={"values": [str(i) for i in range(1000)]})
+    leases = await wire.reserve(count=1000)
+    assert leases is not None
+
+    answer = await settle(wire, "ack", [held(m) for m in leases["messages"]])
+
+    assert len(answer.json()["acked"]) == 1000 and answer.json()["failed"] == []
+    assert await counts(http, broker, "jobs") == (0, 0, 0, 0)
+
+
+BAD_BATCHES: list[Any] = [
+    "jobs:1",
+    [],
+    None,
+    {"key": "jobs:1", "receipt": "r"},
+    ["jobs:1"],
+    [{"key": "jobs:1"}],
+    [{"receipt": "r"}],
+    [{"key": 1, "receipt": "r"}],
+    [{"key": "jobs:1", "receipt": ""}],
+    [{"key": "jobs:1", "receipt": ["r"]}],
+    [{"key": "jobs:1", "receipt": "r"}] * 1000,  # 1001 with the lease held
+]
+BAD_NACKS = [
+    [{"key": "jobs:1", "receipt": "r", "delay": -1}],
+    [{"key": "jobs:1", "receipt": "r", "delay": "soon"}],
+]
+BAD_SETTLEMENTS = [
+    *(("ack", messages) for messages in BAD_BATCHES),
+    *(("nack", messages) for messages in BAD_BATCHES + BAD_NACKS),
+]
+
+
+@pytest.mark.parametrize(("command", "messages"), BAD_SETTLEMENTS)
+async def test_a_malformed_batch_is_refused_whole_and_changes_nothing(
+    wire: Wire, http: aiohttp.ClientSession, broker: Broker, command: str, messages: Any
+) -> None:
+    await add(http, broker, "jobs", "a", "b")
+    lease = await wire.reserve_one()
+    batch = [held(lease), *messages] if isinstance(messages, list) and messages else messages
+
+    answer = await settle(wire, command, batch)
+
+    message = assert_error(answer, 400 if wire.name == "rest" else 200)
+    assert "messages" in message, message
+    assert await counts(http, broker, "jobs") == (1, 1, 0, 0)

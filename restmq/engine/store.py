@@ -8,13 +8,13 @@ commands (SPEC §2). Nothing outside ``restmq.engine`` talks to Redis.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from restmq import metrics
 from restmq.engine.pipeline import Pipeliner
 from restmq.engine.scripts import ScriptName
-from restmq.errors import InvalidKey, MessageGone, StaleReceipt
+from restmq.errors import InvalidKey, MessageGone, NotLeased, RestMQError, StaleReceipt
 from restmq.keys import (
     Keys,
     dead_letter_queue,
@@ -200,12 +200,10 @@ class QueueStore:
 
     async def nack(self, queue: str, key: str, receipt: str, delay: float = 0) -> NackOutcome:
         """Give a leased message back now or after ``delay`` (or to the dead-letter queue)."""
-        msg_id = self._id(queue, key)
-        status, due = await self.run(ScriptName.NACK, queue, msg_id, receipt, _ms(delay), 0)
-        _check_lease(int(status), queue, key)
-        if int(due) >= 0:
-            await self.set_timer(queue, int(due))
-        return _NACK_OUTCOMES[int(status)]
+        (outcome,) = await self.nack_many(queue, [(key, receipt, delay)])
+        if isinstance(outcome, RestMQError):
+            raise outcome
+        return outcome
 
     async def unreserve(self, messages: Sequence[Reserved]) -> None:
         """Put back leased messages that never reached anyone, as if never reserved (each
@@ -261,15 +259,74 @@ class QueueStore:
         """Raise StorageUnavailable unless Redis answers."""
         await self._p.call("PING")
 
+    async def ack_many(
+        self, queue: str, leases: Sequence[tuple[str, str]]
+    ) -> list[RestMQError | None]:
+        """Acknowledge many (key, receipt) leases in one script call. Per entry, in order:
+        None when acknowledged, else the error that refused it (InvalidKey, MessageGone,
+        StaleReceipt, NotLeased); a refused entry changed nothing."""
+        ids = [parse_message_key(queue, key) for key, _ in leases]
+        args = [arg for msg_id, (_, receipt) in zip(ids, leases, strict=True)
+                if msg_id is not None for arg in (msg_id, receipt)]
+        statuses = await self.run(ScriptName.ACK_MANY, queue, *args) if args else []
+        results = _settled(queue, [key for key, _ in leases], ids, statuses)
+        acked = [None if isinstance(result, int) else result for result in results]
+        metrics.messages_out(queue, "ack", acked.count(None))
+        return acked
+
+    async def nack_many(
+        self, queue: str, leases: Sequence[tuple[str, str, float]]
+    ) -> list[NackOutcome | RestMQError]:
+        """Give many (key, receipt, delay) leases back in one script call. Per entry, in
+        order: where it went ("requeued", "delayed", "dead"), else the error that refused it.
+        The requeued messages go back to the front of the queue, oldest frontmost."""
+        ids = [parse_message_key(queue, key) for key, _, _ in leases]
+        args = [arg for msg_id, (_, receipt, delay) in zip(ids, leases, strict=True)
+                if msg_id is not None for arg in (msg_id, receipt, _ms(delay))]
+        due, *statuses = await self.run(ScriptName.NACK_MANY, queue, *args) if args else [-1]
+        if int(due) >= 0:
+            await self.set_timer(queue, int(due))
+        results = _settled(queue, [key for key, _, _ in leases], ids, statuses)
+        return [_NACK_OUTCOMES[r] if isinstance(r, int) else r for r in results]
+
 
 _NACK_OUTCOMES: dict[int, NackOutcome] = {1: "requeued", 2: "delayed", 3: "dead"}
 
 
+# The failure statuses of a lease settlement (leases.lua); any other status means done.
+_LEASE_ERRORS: dict[int, Callable[[str, str], RestMQError]] = {
+    0: MessageGone,
+    -1: StaleReceipt,
+    -2: NotLeased,
+}
+
+
+def _lease_error(status: int, queue: str, key: str) -> RestMQError | None:
+    """The error of a lease settlement's status, or None when it was done."""
+    make = _LEASE_ERRORS.get(status)
+    return None if make is None else make(queue, key)
+
+
 def _check_lease(status: int, queue: str, key: str) -> None:
-    if status == 0:
-        raise MessageGone(queue, key)
-    if status < 0:
-        raise StaleReceipt(queue, key)
+    error = _lease_error(status, queue, key)
+    if error is not None:
+        raise error
+
+
+def _settled(
+    queue: str, keys: Sequence[str], ids: Sequence[int | None], statuses: Sequence[Any]
+) -> list[int | RestMQError]:
+    """Per entry of a batch settlement: its success status, or its error (an invalid key was
+    never sent; the others have a status each, in order)."""
+    found = iter(statuses)
+    results: list[int | RestMQError] = []
+    for key, msg_id in zip(keys, ids, strict=True):
+        if msg_id is None:
+            results.append(InvalidKey(queue, key))
+            continue
+        status = int(next(found))
+        results.append(_lease_error(status, queue, key) or status)
+    return results
 
 
 def _score_pairs(reply: list[Any]) -> list[tuple[str, int]]:

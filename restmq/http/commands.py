@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from restmq.errors import BadRequest, MessageGone, StaleReceipt
+from restmq.errors import BadRequest, MessageGone, RestMQError, StaleReceipt
 from restmq.http import shapes
 from restmq.http.context import Context
 from restmq.protocol import fields as checks
@@ -22,6 +22,7 @@ Handler = Callable[[Context, Command], Awaitable[dict[str, Any]]]
 EMPTY = {"error": "empty queue"}
 COMMAND_ERRORS = (BadRequest, MessageGone, StaleReceipt)
 MAX_BATCH = 10_000
+MAX_SETTLE = 1000  # leases per batch ack or nack
 
 
 def parse(obj: Any) -> Command:
@@ -115,15 +116,77 @@ async def _delete(ctx: Context, command: Command) -> dict[str, Any]:
 
 
 async def _ack(ctx: Context, command: Command) -> dict[str, Any]:
+    if "messages" in command:
+        return await ack_batch(ctx, _queue(command), command["messages"])
     queue, key, receipt = _queue(command), _text(command, "key"), _text(command, "receipt")
     await ctx.store.ack(queue, key, receipt)
     return {"queue": queue, "key": key, "acked": True}
 
 
 async def _nack(ctx: Context, command: Command) -> dict[str, Any]:
+    delay = _seconds(command, "delay")
+    if "messages" in command:
+        return await nack_batch(ctx, _queue(command), command["messages"], delay)
     queue, key, receipt = _queue(command), _text(command, "key"), _text(command, "receipt")
-    outcome = await ctx.store.nack(queue, key, receipt, _seconds(command, "delay"))
+    outcome = await ctx.store.nack(queue, key, receipt, delay)
     return {"queue": queue, "key": key, "outcome": outcome}
+
+
+# Batch ack and nack (SPEC §4): {"messages": [{"key", "receipt"[, "delay"]}, ...]}, answered
+# per entry. A malformed entry refuses the whole batch (nothing is done); a lease that cannot
+# be settled (gone, wrong receipt, never leased, a key of another queue) fails alone.
+
+
+def _lease_entry(entry: Any, index: int, delay: float | None) -> tuple[str, str, float]:
+    where = f"messages[{index}]"
+    if not isinstance(entry, dict):
+        raise BadRequest(f"{where} must be an object with 'key' and 'receipt'")
+    key, receipt = entry.get("key"), entry.get("receipt")
+    if not isinstance(key, str) or not isinstance(receipt, str) or not receipt:
+        raise BadRequest(f"{where} must have a string 'key' and a non-empty string 'receipt'")
+    if delay is None:
+        return key, receipt, 0
+    return key, receipt, checks.seconds(entry.get("delay"), f"{where}.delay", default=delay)
+
+
+def lease_batch(messages: Any, delay: float | None = None) -> list[tuple[str, str, float]]:
+    """Check a batch of leases: 1 to MAX_SETTLE objects with a key and a receipt; as (key,
+    receipt, delay). With a ``delay`` (a nack's default), an entry's own ``delay`` is read."""
+    if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_SETTLE:
+        raise BadRequest(f"'messages' must be a list of 1 to {MAX_SETTLE} leases")
+    return [_lease_entry(entry, i, delay) for i, entry in enumerate(messages)]
+
+
+def _failed(key: str, error: RestMQError) -> dict[str, str]:
+    return {"key": key, "error": error.message}
+
+
+async def ack_batch(ctx: Context, queue: str, messages: Any) -> dict[str, Any]:
+    """Acknowledge a batch of leases: ``{"queue", "acked": [keys], "failed": [...]}``."""
+    leases = [(key, receipt) for key, receipt, _ in lease_batch(messages)]
+    results = zip(leases, await ctx.store.ack_many(queue, leases), strict=True)
+    acked, failed = [], []
+    for (key, _), error in results:
+        if error is None:
+            acked.append(key)
+        else:
+            failed.append(_failed(key, error))
+    return {"queue": queue, "acked": acked, "failed": failed}
+
+
+async def nack_batch(
+    ctx: Context, queue: str, messages: Any, default_delay: float = 0
+) -> dict[str, Any]:
+    """Give a batch of leases back: ``{"queue", "nacked": [{"key", "outcome"}], "failed"}``."""
+    leases = lease_batch(messages, default_delay)
+    results = zip(leases, await ctx.store.nack_many(queue, leases), strict=True)
+    nacked, failed = [], []
+    for (key, _, _), outcome in results:
+        if isinstance(outcome, RestMQError):
+            failed.append(_failed(key, outcome))
+        else:
+            nacked.append({"key": key, "outcome": outcome})
+    return {"queue": queue, "nacked": nacked, "failed": failed}
 
 
 async def _extend(ctx: Context, command: Command) -> dict[str, Any]:

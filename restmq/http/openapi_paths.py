@@ -166,6 +166,7 @@ CONSUME = [
     ),
 ]
 
+BATCH_NOTE = "; with `messages`, a batch of them."
 LEASES = [
     Operation(
         "POST", "/q/{queue}/reserve", "reserve", "Lease the oldest message(s)", "leases",
@@ -177,14 +178,22 @@ LEASES = [
     *(
         Operation(
             "POST", f"/q/{{queue}}/{verb}", verb, summary, "leases",
-            {"200": json_answer(summary, answer)}, _QUEUE, fields_body(fields), (404, 409),
+            {"200": json_answer(summary + BATCH_NOTE, answer, f"{answer}Batch")}, _QUEUE,
+            fields_body(f"{name}Fields", f"{name}JSON"), (404, 409),
+            description="A JSON body with `messages` settles a batch of leases in one step, "
+            "answered per entry (200 even when some failed); a malformed entry is a 400 and "
+            "nothing is done.",
         )
-        for verb, summary, answer, fields in (
-            ("ack", "Acknowledge (delete) a leased message", "Acked", "AckFields"),
-            ("nack", "Give a leased message back (now, later, or to `<queue>:dead`)", "Nacked",
-             "NackFields"),
-            ("extend", "Prolong a lease", "Extended", "ExtendFields"),
+        for verb, name, summary, answer in (
+            ("ack", "Ack", "Acknowledge (delete) a leased message", "Acked"),
+            ("nack", "Nack", "Give a leased message back (now, later, or to `<queue>:dead`)",
+             "Nacked"),
         )
+    ),
+    Operation(
+        "POST", "/q/{queue}/extend", "extend", "Prolong a lease", "leases",
+        {"200": json_answer("Prolong a lease", "Extended")}, _QUEUE, fields_body("ExtendFields"),
+        (404, 409),
     ),
 ]
 

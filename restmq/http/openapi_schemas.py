@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from restmq.http.admin import MAX_DELIVERIES
-from restmq.http.commands import MAX_BATCH
+from restmq.http.commands import MAX_BATCH, MAX_SETTLE
 from restmq.keys import MAX_QUEUE_NAME
 from restmq.protocol import fields as checks
 
@@ -93,6 +93,29 @@ STATS_FIELDS: dict[str, Schema] = {
     "dead": COUNTER,
 }
 
+OUTCOME: Schema = {"type": "string", "enum": ["requeued", "delayed", "dead"]}
+FAILED: Schema = {
+    "type": "array",
+    "items": closed(["key", "error"], key=TEXT, error=TEXT),
+    "description": "The entries that could not be settled, each with the reason (no such "
+    "message, a wrong or expired receipt, not leased, a key of another queue); the others "
+    "were.",
+}
+LEASE_ENTRY: Schema = {
+    "type": "object",
+    "required": ["key", "receipt"],
+    "properties": {"key": TEXT, "receipt": {"type": "string", "minLength": 1}, "delay": DELAY},
+    "description": "A lease to settle; `delay` is read by nack only.",
+}
+LEASES: Schema = {
+    "type": "array",
+    "items": LEASE_ENTRY,
+    "minItems": 1,
+    "maxItems": MAX_SETTLE,
+    "description": "A batch ack or nack, answered per entry; a malformed entry refuses the "
+    "whole batch.",
+}
+
 SCHEMAS: dict[str, Schema] = {
     "Error": closed(["error"], error=TEXT),
     "QueueName": QUEUE_NAME,
@@ -110,8 +133,13 @@ SCHEMAS: dict[str, Schema] = {
     "Purged": closed(["queue", "status", "purged"], queue=TEXT, status={"enum": [0, 1]},
                      purged=COUNTER),
     "Acked": closed(["queue", "key", "acked"], queue=TEXT, key=TEXT, acked={"const": True}),
-    "Nacked": closed(["queue", "key", "outcome"], queue=TEXT, key=TEXT,
-                     outcome={"type": "string", "enum": ["requeued", "delayed", "dead"]}),
+    "Nacked": closed(["queue", "key", "outcome"], queue=TEXT, key=TEXT, outcome=OUTCOME),
+    "AckedBatch": closed(["queue", "acked", "failed"], queue=TEXT, acked=STRING_LIST,
+                         failed=FAILED),
+    "NackedBatch": closed(
+        ["queue", "nacked", "failed"], queue=TEXT, failed=FAILED,
+        nacked={"type": "array", "items": closed(["key", "outcome"], key=TEXT, outcome=OUTCOME)},
+    ),
     "Extended": closed(["queue", "key", "timeout"], queue=TEXT, key=TEXT,
                        timeout={"type": "number"}),
     "Queues": closed(["queues"], queues=STRING_LIST),
@@ -150,6 +178,7 @@ _COMMAND_FIELDS: dict[str, Schema] = {
     "values": VALUES,
     "key": TEXT,
     "receipt": TEXT,
+    "messages": LEASES,
     "ttl": TTL,
     "delay": DELAY,
     "count": COUNT,
@@ -169,7 +198,8 @@ SCHEMAS["CommandAnswer"] = {
                count=COUNTER),
         closed(["queue", "deleted", "key"], queue=TEXT, deleted={"type": "boolean"}, key=TEXT),
         *(ref(name) for name in ("KeyBatch", "TakenBatch", "Reserved", "ReservedBatch",
-                                 "Acked", "Nacked", "Extended", "Error")),
+                                 "Acked", "Nacked", "AckedBatch", "NackedBatch",
+                                 "Extended", "Error")),
     ],
     "description": "The command's answer; a command error is `{\"error\": ...}` with status 200.",
 }
@@ -213,6 +243,20 @@ def lease_fields(**extra: Schema) -> Schema:
 
 SCHEMAS["AckFields"] = lease_fields()
 SCHEMAS["NackFields"] = lease_fields(delay=DELAY)
+SCHEMAS["AckBatch"] = {
+    "type": "object",
+    "required": ["messages"],
+    "properties": {"messages": LEASES, **_CALLBACK_FIELD},
+}
+SCHEMAS["NackBatch"] = {
+    "type": "object",
+    "required": ["messages"],
+    "properties": {"messages": LEASES,
+                   "delay": {**DELAY, "description": "The delay of the entries without one."},
+                   **_CALLBACK_FIELD},
+}
+SCHEMAS["AckJSON"] = {"anyOf": [ref("AckFields"), ref("AckBatch")]}
+SCHEMAS["NackJSON"] = {"anyOf": [ref("NackFields"), ref("NackBatch")]}
 SCHEMAS["ExtendFields"] = lease_fields(timeout=TIMEOUT)
 SCHEMAS["PolicyFields"] = {
     "type": "object",
@@ -304,7 +348,8 @@ ERRORS: dict[int, tuple[str, Schema]] = {
     404: ("NotFound", _error("No such message (or route).")),
     405: ("MethodNotAllowed", _error("Another method than the route's (every path, every "
                                      "method not listed for it).", Allow=TEXT)),
-    409: ("Conflict", _error("A wrong or stale receipt: the lease is not yours any more.")),
+    409: ("Conflict", _error("A wrong or expired receipt (the lease is not yours), or a "
+                             "message that is not leased.")),
     413: ("TooLarge", _error("The body is larger than --max-body-size, or a message larger "
                              "than --max-message-size.")),
     415: ("UnsupportedMediaType", _error("A Content-Type the route does not accept.")),

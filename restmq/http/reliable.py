@@ -1,7 +1,9 @@
 """Leases over REST (SPEC §4): ``POST /q/<queue>/reserve``, ``/ack``, ``/nack``, ``/extend``.
 
 The same commands exist in the JSON protocol; here errors are HTTP statuses: 204 when nothing
-could be reserved, 404 for a message that no longer exists, 409 for a wrong or stale receipt.
+could be reserved, 404 for a message that no longer exists, 409 for a wrong or expired receipt
+or a message that is not leased. ``ack`` and ``nack`` also take a JSON batch
+``{"messages": [{"key", "receipt"}, ...]}``, answered 200 with the outcome of each entry.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from restmq.errors import BadRequest
-from restmq.http import shapes
+from restmq.http import commands, shapes
 from restmq.http.context import ctx
 from restmq.http.params import Params, read_params
 from restmq.http.render import no_content, reply
@@ -48,16 +50,25 @@ async def reserve(request: web.Request) -> web.Response:
 
 
 async def ack(request: web.Request) -> web.Response:
+    """Acknowledge a lease, or with ``messages`` a batch of them (answered per entry)."""
     queue, params = await _request(request)
+    if "messages" in params.fields:
+        answer = await commands.ack_batch(ctx(request), queue, params.fields["messages"])
+        return reply(request, answer)
     key, receipt = _lease(params)
     await ctx(request).store.ack(queue, key, receipt)
     return reply(request, {"queue": queue, "key": key, "acked": True})
 
 
 async def nack(request: web.Request) -> web.Response:
+    """Give a lease back, or with ``messages`` a batch of them (``delay``: their default)."""
     queue, params = await _request(request)
+    delay = params.seconds("delay")
+    if "messages" in params.fields:
+        messages = params.fields["messages"]
+        return reply(request, await commands.nack_batch(ctx(request), queue, messages, delay))
     key, receipt = _lease(params)
-    outcome = await ctx(request).store.nack(queue, key, receipt, params.seconds("delay"))
+    outcome = await ctx(request).store.nack(queue, key, receipt, delay)
     return reply(request, {"queue": queue, "key": key, "outcome": outcome})
 
 
