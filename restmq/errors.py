@@ -40,6 +40,19 @@ class InvalidKey(BadRequest):
         self.key = key
 
 
+class IdempotencyConflict(RestMQError):
+    """Raised when an Idempotency-Key comes back with another request than its first one."""
+
+    status = 422
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(
+            f"this Idempotency-Key was used for another request to queue {queue!r}"
+            " within the dedup window; use a new key for a new request"
+        )
+        self.queue = queue
+
+
 class MessageTooLarge(RestMQError):
     """Raised when a message or a request body exceeds the configured maximum size."""
 

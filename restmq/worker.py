@@ -80,7 +80,10 @@ async def serve_worker(
     ``metrics_dir`` is the server's prometheus-client multiprocess directory (``--workers N``).
     """
     stop = _stop_event()
-    storage = open_storage(url, settings.prefix, settings.redis_pool, settings.request_timeout)
+    storage = open_storage(
+        url, settings.prefix, settings.redis_pool, settings.request_timeout,
+        settings.idempotency_window,
+    )
     await _prepare(storage)
     hub = _hub(settings, storage)
     await hub.start()

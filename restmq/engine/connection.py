@@ -28,7 +28,13 @@ class Storage:
         await self.pubsub.aclose()
 
 
-def open_storage(url: str, prefix: str, pool_size: int, timeout: float = SOCKET_TIMEOUT) -> Storage:
+def open_storage(
+    url: str,
+    prefix: str,
+    pool_size: int,
+    timeout: float = SOCKET_TIMEOUT,
+    idempotency_window: float = 300.0,
+) -> Storage:
     """Create the pool (lazily connected) and the store; call ``prepare`` before serving."""
     redis = Redis.from_url(
         url,
@@ -42,7 +48,8 @@ def open_storage(url: str, prefix: str, pool_size: int, timeout: float = SOCKET_
     pubsub = Redis.from_url(
         url, decode_responses=True, max_connections=4, socket_connect_timeout=SOCKET_TIMEOUT
     )
-    return Storage(redis, pipeliner, QueueStore(pipeliner, Keys(prefix)), pubsub)
+    store = QueueStore(pipeliner, Keys(prefix), idempotency_window)
+    return Storage(redis, pipeliner, store, pubsub)
 
 
 async def prepare(storage: Storage) -> None:

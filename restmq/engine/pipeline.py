@@ -217,7 +217,7 @@ async def _reconnect_if_closed(connection: AbstractConnection) -> None:
     reader = getattr(connection, "_reader", None)  # redis-py keeps the stream reader private
     if reader is not None and reader.at_eof():
         await connection.disconnect()
-        await connection.connect()
+        await connection.connect()  # type: ignore[no-untyped-call]
 
 
 def _take_live(calls: list[_Call]) -> list[_Call]:

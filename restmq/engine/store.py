@@ -7,6 +7,8 @@ commands (SPEC §2). Nothing outside ``restmq.engine`` talks to Redis.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,7 +16,14 @@ from typing import Any
 from restmq import metrics
 from restmq.engine.pipeline import Pipeliner
 from restmq.engine.scripts import ScriptName
-from restmq.errors import InvalidKey, MessageGone, NotLeased, RestMQError, StaleReceipt
+from restmq.errors import (
+    IdempotencyConflict,
+    InvalidKey,
+    MessageGone,
+    NotLeased,
+    RestMQError,
+    StaleReceipt,
+)
 from restmq.keys import (
     Keys,
     dead_letter_queue,
@@ -30,10 +39,14 @@ _KEY_CACHE_SIZE = 4096
 class QueueStore:
     """Atomic queue operations on one Redis/Valkey, under one key namespace."""
 
-    def __init__(self, pipeliner: Pipeliner, keys: Keys) -> None:
+    def __init__(
+        self, pipeliner: Pipeliner, keys: Keys, idempotency_window: float = 300.0
+    ) -> None:
         self._p = pipeliner
         self._keys = keys
         self._cache: dict[str, list[str]] = {}
+        self._window_ms = _ms(idempotency_window)
+
 
     @property
     def keys(self) -> Keys:
@@ -58,18 +71,33 @@ class QueueStore:
         return await self._p.script(name, self._queue_keys(queue), (channel, *args))
 
     async def add(
-        self, queue: str, values: Sequence[str], *, ttl: float = 0, delay: float = 0
+        self,
+        queue: str,
+        values: Sequence[str],
+        *,
+        ttl: float = 0,
+        delay: float = 0,
+        idempotency_key: str | None = None,
     ) -> list[str]:
-        """Append messages to a queue; returns their keys in order."""
-        ttl_ms, delay_ms = _ms(ttl), _ms(delay)
-        last, due = await self.run(ScriptName.ADD, queue, ttl_ms, delay_ms, *values)
-        if int(last) == len(values):  # a new counter: a new (or purged) queue
+        """Append messages to a queue; returns their keys in order. With an idempotency key
+        seen within the window, adds nothing and returns the first request's keys (SPEC
+        §3.8); the same key with another request is an IdempotencyConflict."""
+        keys, fingerprint = self._queue_keys(queue), ""
+        if idempotency_key is not None:
+            keys = [*keys, self._keys.idempotency(queue, _digest(idempotency_key))]
+            fingerprint = _fingerprint(ttl, delay, values)
+        channel = self._keys.queue_channel(queue)
+        args = (channel, _ms(ttl), _ms(delay), self._window_ms, fingerprint, *values)
+        reply = await self._p.script(ScriptName.ADD, keys, args)
+        if reply[0] == "seen":
+            return _replayed(queue, reply[1], fingerprint)
+        last, due, new = (int(part) for part in reply)
+        if new:
             await self._p.call("SADD", self._keys.registry, queue)
-        if int(due) >= 0:
-            await self.set_timer(queue, int(due))
+        if due >= 0:
+            await self.set_timer(queue, due)
         metrics.messages_in(queue, len(values))
-        first = int(last) - len(values) + 1
-        return [message_key(queue, n) for n in range(first, int(last) + 1)]
+        return [message_key(queue, n) for n in range(last - len(values) + 1, last + 1)]
 
     async def _register(self, queue: str, due: int = -1) -> None:
         await self._p.call("SADD", self._keys.registry, queue)
@@ -338,6 +366,27 @@ def _score_pairs(reply: list[Any]) -> list[tuple[str, int]]:
         (member, int(float(score)))
         for member, score in zip(reply[::2], reply[1::2], strict=True)
     ]
+
+
+def _digest(idempotency_key: str) -> str:
+    return hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
+
+
+def _fingerprint(ttl: float, delay: float, values: Sequence[str]) -> str:
+    """What makes two produce requests the same request (their retry), as a short digest."""
+    body = hashlib.sha256(json.dumps([ttl, delay], separators=(",", ":")).encode())
+    for value in values:
+        body.update(b"%d:" % len(value))
+        body.update(value.encode("utf-8"))
+    return body.hexdigest()[:32]
+
+
+def _replayed(queue: str, stored: str, fingerprint: str) -> list[str]:
+    """The keys a first request was answered, for its retry."""
+    first_fingerprint, first, last = stored.split(" ")
+    if first_fingerprint != fingerprint:
+        raise IdempotencyConflict(queue)
+    return [message_key(queue, n) for n in range(int(first), int(last) + 1)]
 
 
 def _ms(seconds: float) -> int:

@@ -11,25 +11,33 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from restmq.errors import BadRequest, MessageGone, RestMQError, StaleReceipt
+from restmq.errors import (
+    BadRequest,
+    IdempotencyConflict,
+    MessageGone,
+    RestMQError,
+    StaleReceipt,
+)
 from restmq.http import shapes
 from restmq.http.context import Context
 from restmq.protocol import fields as checks
+from restmq.protocol.idempotency import FIELD as IDEMPOTENCY_FIELD
+from restmq.protocol.idempotency import check_idempotency_key, idempotency_key
 from restmq.protocol.names import check_queue
 
 Command = dict[str, Any]
 Handler = Callable[[Context, Command], Awaitable[dict[str, Any]]]
 EMPTY = {"error": "empty queue"}
-COMMAND_ERRORS = (BadRequest, MessageGone, StaleReceipt)
+COMMAND_ERRORS = (BadRequest, IdempotencyConflict, MessageGone, StaleReceipt)
 MAX_BATCH = 10_000
 MAX_SETTLE = 1000  # leases per batch ack or nack
 
 
 def parse(obj: Any) -> Command:
-    """Check that a decoded JSON value is a command object with a string ``cmd``."""
+    """Check that a decoded JSON value is a command object with a non-empty string ``cmd``."""
     if not isinstance(obj, dict):
         raise BadRequest("the command must be a JSON object")
-    if not isinstance(obj.get("cmd"), str):
+    if not isinstance(obj.get("cmd"), str) or not obj["cmd"]:
         raise BadRequest("the command has no 'cmd' field")
     return obj
 
@@ -65,11 +73,13 @@ def batch_values(ctx: Context, values: Any) -> list[str]:
 async def _add(ctx: Context, command: Command) -> dict[str, Any]:
     queue = _queue(command)
     ttl, delay = _seconds(command, "ttl"), _seconds(command, "delay")
+    once = check_idempotency_key(command.get(IDEMPOTENCY_FIELD))
     if "values" in command:
-        keys = await ctx.store.add(queue, _values(ctx, command), ttl=ttl, delay=delay)
+        values = _values(ctx, command)
+        keys = await ctx.store.add(queue, values, ttl=ttl, delay=delay, idempotency_key=once)
         return {"queue": queue, "keys": keys}
     value = ctx.check_size(_text(command, "value", allow_empty=True))
-    (key,) = await ctx.store.add(queue, [value], ttl=ttl, delay=delay)
+    (key,) = await ctx.store.add(queue, [value], ttl=ttl, delay=delay, idempotency_key=once)
     return {"queue": queue, "value": value, "key": key}
 
 
@@ -210,12 +220,19 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-async def execute(ctx: Context, command: Command) -> dict[str, Any]:
-    """Run one parsed command; command errors become ``{"error": ...}`` answers."""
+async def execute(
+    ctx: Context, command: Command, idempotency_header: str | None = None
+) -> dict[str, Any]:
+    """Run one parsed command; command errors become ``{"error": ...}`` answers. The
+    request's ``Idempotency-Key`` header, if any, applies to an ``add`` without its own
+    ``idempotency_key`` field."""
     handler = HANDLERS.get(command["cmd"])
     if handler is None:
         return {"error": "null resultset"}
     try:
+        if idempotency_header is not None:
+            key = idempotency_key(idempotency_header, command.get(IDEMPOTENCY_FIELD))
+            command = {**command, IDEMPOTENCY_FIELD: key}
         return await handler(ctx, command)
     except COMMAND_ERRORS as exc:  # a command error, not a request error: 200, as in 1.x
         return {"error": exc.message}

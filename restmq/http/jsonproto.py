@@ -9,6 +9,7 @@ from restmq.http import commands, pages
 from restmq.http.context import ctx
 from restmq.http.params import parse_json, read_params
 from restmq.http.render import reply
+from restmq.protocol.idempotency import HEADER as IDEMPOTENCY_HEADER
 from restmq.protocol.names import check_queue
 
 JOB_PAGE_MESSAGES = 10
@@ -24,7 +25,8 @@ async def post_command(request: web.Request) -> web.Response:
         command = params.json_body if params.json_body is not None else parse_json(params.raw)
     else:
         raise BadRequest("missing command: send it as the form field 'body' or as a JSON body")
-    return reply(request, await commands.execute(ctx(request), commands.parse(command)))
+    header = request.headers.get(IDEMPOTENCY_HEADER)
+    return reply(request, await commands.execute(ctx(request), commands.parse(command), header))
 
 
 async def get_help(request: web.Request) -> web.Response:

@@ -1,4 +1,8 @@
-"""Producing: ``POST /`` and ``POST /q/<queue>`` (SPEC §3.1)."""
+"""Producing: ``POST /`` and ``POST /q/<queue>`` (SPEC §3.1).
+
+Both accept an ``Idempotency-Key`` header (or an ``idempotency_key`` field): a retry with the
+same key within the dedup window is answered the first attempt's key(s) and adds nothing.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from restmq.http import commands
 from restmq.http.context import ctx
 from restmq.http.params import Params, read_params
 from restmq.http.render import reply, reply_key
+from restmq.protocol.idempotency import FIELD, HEADER, idempotency_key
 from restmq.protocol.names import check_queue
 
 
@@ -27,12 +32,15 @@ async def _add(
 ) -> web.Response:
     context = ctx(request)
     ttl, delay = params.seconds("ttl"), params.seconds("delay")
+    once = idempotency_key(request.headers.get(HEADER), params.fields.get(FIELD))
     if "values" in params.fields:  # a batch: JSON {"values": [...]}
         values = commands.batch_values(context, params.fields["values"])
-        keys = await context.store.add(queue, values, ttl=ttl, delay=delay)
+        keys = await context.store.add(
+            queue, values, ttl=ttl, delay=delay, idempotency_key=once
+        )
         return reply(request, {"queue": queue, "keys": keys})
     value = context.check_size(_value(params, body_is_value))
-    (key,) = await context.store.add(queue, [value], ttl=ttl, delay=delay)
+    (key,) = await context.store.add(queue, [value], ttl=ttl, delay=delay, idempotency_key=once)
     return reply_key(request, key)
 
 
