@@ -69,7 +69,8 @@ class Ledger:
 
         # A message is its key and value: a Redis that restarts empty numbers keys from 1 again.
         once = Counter((k, v) for how, k, v in self.deliveries if how in ("take", "stream"))
-        assert [m for m, n in once.items() if n > 1] == [], "a message was taken twice"
+        twice = [m for m, n in once.items() if n > 1]
+        assert not twice, f"taken twice: {[d for d in self.deliveries if d[1:] in twice]}"
         settled: set[tuple[str, str]] = set()  # taken, streamed or acked: never seen again
         for how, key, value in self.deliveries:
             assert (key, value) not in settled, f"{key} delivered ({how}) after it was settled"
