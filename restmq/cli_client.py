@@ -2,10 +2,12 @@
 pause|resume|queues|purge`` against a running broker, through ``restmq.client``.
 
 Output is for people by default (one message per line, tables for stats) and JSON with
-``--json``. Exit status: 0 done, 1 nothing there (an empty queue, a gone message), 2 an error
-(the broker refused, or could not be reached); 130 when ``tail`` is stopped with Ctrl-C.
-``--server`` and ``--token`` also come from ``RESTMQ_SERVER`` and ``RESTMQ_TOKEN`` (click reads
-them, as it reads the flags). The commands are registered on ``restmq`` (restmq.cli) and on
+``--json``. Exit status (docs/client.md): 0 done, 1 nothing there (an empty queue, a gone
+message), 2 an error (the broker refused, or could not be reached, bad input); 130 when stopped
+with Ctrl-C. Requests that fail for a transient reason (503, 504, the network) are repeated as
+``--attempts`` and ``--retry-time`` allow (``restmq.client.retry``). ``--server`` and
+``--token`` also come from ``RESTMQ_SERVER`` and ``RESTMQ_TOKEN`` (click reads them, as it
+reads the flags). The commands are registered on ``restmq`` (restmq.cli) and on
 ``restmq-client``, which needs none of the server's dependencies.
 """
 
@@ -22,8 +24,19 @@ from typing import IO, Any, NoReturn
 
 import click
 
-from restmq.client import DEFAULT_SERVER, Client, Lease, Message, QueueStats, Reserved, Via
-from restmq.errors import RestMQError
+from restmq.client import (
+    DEFAULT_SERVER,
+    Client,
+    Lease,
+    LeaseFailure,
+    Message,
+    QueueStats,
+    Reserved,
+    Retry,
+    Via,
+)
+from restmq.client.retry import DEFAULT_RETRY
+from restmq.errors import BadRequest, MessageGone, RestMQError
 from restmq.types import POLICIES, Policy
 
 BATCH_SIZE = 1000  # messages per request of a batch add
@@ -58,8 +71,16 @@ class Output:
         else:
             click.echo(human)
 
+    def show_lines(self, lines: list[str], data: object) -> None:
+        """Like ``show``, with no line at all for no lines."""
+        if self.as_json or lines:
+            self.show("\n".join(lines), data)
+
 
 def _plain(item: Message | Reserved | QueueStats) -> dict[str, Any]:
+    """The JSON of what the client returned; a message as the API shows it (docs/client.md)."""
+    if isinstance(item, Message):
+        return {"queue": item.queue, "key": item.key, "value": item.value, "count": item.count}
     return dataclasses.asdict(item)
 
 
@@ -67,10 +88,19 @@ def _line(message: Message | Reserved) -> str:
     return f"{message.key}  {message.value}"
 
 
+EXIT_NOTHING, EXIT_ERROR, EXIT_INTERRUPTED = 1, 2, 130
+
+
 def nothing(message: str) -> NoReturn:
     """Exit 1: there was nothing to show (an empty queue, a message already gone)."""
     click.echo(f"restmq: {message}", err=True)
-    sys.exit(1)
+    sys.exit(EXIT_NOTHING)
+
+
+def failed(message: str) -> NoReturn:
+    """Exit 2: the broker refused, could not be reached, or the input was bad."""
+    click.echo(f"restmq: {message}", err=True)
+    sys.exit(EXIT_ERROR)
 
 
 # ---------------------------------------------------------------------------- commands
@@ -82,6 +112,12 @@ _CLIENT_OPTIONS = [
                  help="An access key, sent as a Bearer token (env RESTMQ_TOKEN)."),
     click.option("--timeout", type=float, default=10.0, show_default=True,
                  help="Seconds to wait for an answer."),
+    click.option("--attempts", type=click.IntRange(min=1), default=DEFAULT_RETRY.attempts,
+                 show_default=True,
+                 help="Tries per request when the broker is unavailable (503), cannot tell "
+                 "(504) or unreachable; 1 never retries."),
+    click.option("--retry-time", type=click.FloatRange(min=0), default=DEFAULT_RETRY.total,
+                 show_default=True, help="Seconds after which no new try starts."),
     click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts."),
 ]
 
@@ -89,18 +125,26 @@ _CLIENT_OPTIONS = [
 def client_command(
     name: str, **context: Any
 ) -> Callable[[Callable[..., None]], click.Command]:
-    """A command that gets a connected Client and an Output before its own arguments; a
-    RestMQ error ends it with exit status 2. ``context``: click's context settings."""
+    """A command that gets a connected Client and an Output before its own arguments. A
+    message already gone ends it with exit status 1, any other RestMQ error with 2, Ctrl-C
+    with 130. ``context``: click's context settings."""
 
     def decorate(func: Callable[..., None]) -> click.Command:
         @functools.wraps(func)
-        def run(server: str, token: str | None, timeout: float, as_json: bool, **args: Any) -> None:
+        def run(
+            server: str, token: str | None, timeout: float, attempts: int, retry_time: float,
+            as_json: bool, **args: Any,
+        ) -> None:
+            retry = Retry(attempts=attempts, total=retry_time)
             try:
-                with Client(server, token=token, timeout=timeout) as client:
+                with Client(server, token=token, timeout=timeout, retry=retry) as client:
                     func(client, Output(as_json), **args)
+            except MessageGone as exc:
+                nothing(exc.message)
             except RestMQError as exc:
-                click.echo(f"restmq: {exc.message}", err=True)
-                sys.exit(2)
+                failed(exc.message)
+            except KeyboardInterrupt:
+                sys.exit(EXIT_INTERRUPTED)
 
         for option in reversed(_CLIENT_OPTIONS):
             run = option(run)
@@ -122,32 +166,41 @@ def client_command(
               show_default=True, help="Messages per request with --file.")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar with --file [when stderr is a terminal].")
+@click.option("--idempotency-key", default=None,
+              help="Sent as Idempotency-Key: the same command run again within the broker's "
+              "window adds nothing (with --file, '<key>-<n>' for the n-th batch) [a fresh "
+              "random key per request].")
 def add(
     client: Client, out: Output, queue: str, value: str | None, source: IO[bytes] | None,
     ttl: float | None, delay: float | None, batch_size: int, progress: bool | None,
+    idempotency_key: str | None,
 ) -> None:
     """Add VALUE to QUEUE, or every line of --file (one message per line)."""
     if (value is None) == (source is None):
         raise click.UsageError("give either a VALUE or --file")
     if value is not None:
-        key = client.add(queue, value, ttl=ttl, delay=delay)
+        key = client.add(queue, value, ttl=ttl, delay=delay, idempotency_key=idempotency_key)
         out.show(key, {"queue": queue, "key": key})
         return
     assert source is not None
     show = sys.stderr.isatty() if progress is None else progress
-    keys = add_lines(client, queue, source, batch_size, show, ttl=ttl, delay=delay)
+    keys = add_lines(client, queue, source, batch_size, show, idempotency_key,
+                     ttl=ttl, delay=delay)
     span = f" ({keys[0]} … {keys[-1]})" if keys else ""
     out.show(f"added {len(keys)} messages to {queue}{span}", {"queue": queue, "keys": keys})
 
 
 def add_lines(
-    client: Client, queue: str, source: IO[bytes], batch_size: int, show: bool, **options: Any
+    client: Client, queue: str, source: IO[bytes], batch_size: int, show: bool,
+    idempotency_key: str | None = None, **options: Any,
 ) -> list[str]:
-    """Send every line of ``source`` in batches; returns the keys, in order."""
+    """Send every line of ``source`` in batches; returns the keys, in order. With an
+    ``idempotency_key``, batch n carries ``<key>-<n>``: a run again adds nothing twice."""
     keys: list[str] = []
     with progress_bar(show, input_size(source)) as advance:
-        for values, size in batches(source, batch_size, BATCH_BYTES):
-            keys += client.add(queue, values, **options)
+        for number, (values, size) in enumerate(batches(source, batch_size, BATCH_BYTES), 1):
+            once = None if idempotency_key is None else f"{idempotency_key}-{number}"
+            keys += client.add(queue, values, idempotency_key=once, **options)
             advance(len(values), size)
     return keys
 
@@ -180,7 +233,7 @@ def _decode(line: bytes, number: int) -> str:
     try:
         return line.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
     except UnicodeDecodeError:
-        raise click.ClickException(f"line {number} is not valid UTF-8") from None
+        raise BadRequest(f"line {number} is not valid UTF-8") from None
 
 
 @contextmanager
@@ -261,29 +314,102 @@ def reserve(
 
 # A receipt may begin with "-": taken as an argument, not as an unknown option.
 RECEIPT_COMMAND = {"ignore_unknown_options": True}
+LEASES_HELP = ("Settle the leases in this file ('-' for stdin) in batches: what `reserve "
+               "--json` prints (an object, a list, or one object per line).")
+
+
+def read_leases(queue: str, source: IO[bytes]) -> list[Lease]:
+    """The leases of QUEUE in a JSON text: an object, a list of them, or one per line, each
+    with ``key`` and ``receipt`` (what ``restmq reserve --json`` prints)."""
+    text = source.read().decode("utf-8", "replace")
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = [_json_line(line, n) for n, line in enumerate(text.splitlines(), 1) if line]
+    items = found if isinstance(found, list) else [found]
+    if not all(_is_lease(item) for item in items):
+        raise BadRequest("each lease must be a JSON object with a string 'key' and 'receipt'")
+    return [Lease(queue, item["key"], item["receipt"]) for item in items]
+
+
+def _json_line(line: str, number: int) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise BadRequest(f"line {number} is not JSON") from None
+
+
+def _is_lease(item: Any) -> bool:
+    return isinstance(item, dict) and all(isinstance(item.get(f), str) for f in ("key", "receipt"))
+
+
+def one_lease(queue: str, key: str | None, receipt: str | None, source: IO[bytes] | None) -> Lease:
+    """The lease of KEY and RECEIPT; a usage error unless exactly they or --file are given."""
+    pair = key is not None and receipt is not None
+    if (source is None) != pair or (source is not None and key is not None):
+        raise click.UsageError("give either KEY and RECEIPT or --file")
+    return Lease(queue, key or "", receipt or "")
+
+
+def settled(failures: list[LeaseFailure]) -> None:
+    """Report the leases a batch could not settle; exit 1 when they were all gone, 2 when
+    any was refused otherwise (see docs/client.md)."""
+    for failure in failures:
+        click.echo(f"restmq: {failure.error}", err=True)
+    if any(not f.error.startswith("no such message") for f in failures):
+        sys.exit(EXIT_ERROR)
+    if failures:
+        sys.exit(EXIT_NOTHING)
+
+
+def _failed_json(failures: list[LeaseFailure]) -> list[dict[str, str]]:
+    return [{"key": f.key, "error": f.error} for f in failures]
 
 
 @client_command("ack", **RECEIPT_COMMAND)
 @click.argument("queue")
-@click.argument("key")
-@click.argument("receipt")
-def ack(client: Client, out: Output, queue: str, key: str, receipt: str) -> None:
-    """Acknowledge the leased message KEY of QUEUE: it is deleted."""
-    client.ack(Lease(queue, key, receipt))
-    out.show(f"acked {key}", {"queue": queue, "key": key, "acked": True})
+@click.argument("key", required=False)
+@click.argument("receipt", required=False)
+@click.option("--file", "source", type=click.File("rb"), default=None, help=LEASES_HELP)
+def ack(
+    client: Client, out: Output, queue: str, key: str | None, receipt: str | None,
+    source: IO[bytes] | None,
+) -> None:
+    """Acknowledge the leased message KEY of QUEUE (it is deleted), or every lease of --file."""
+    lease = one_lease(queue, key, receipt, source)
+    if source is None:
+        client.ack(lease)
+        out.show(f"acked {lease.key}", {"queue": queue, "key": lease.key, "acked": True})
+        return
+    result = client.ack_many(read_leases(queue, source))
+    human = [f"acked {k}" for k in result.acked]
+    data = {"queue": queue, "acked": result.acked, "failed": _failed_json(result.failed)}
+    out.show_lines(human, data)
+    settled(result.failed)
 
 
 @client_command("nack", **RECEIPT_COMMAND)
 @click.argument("queue")
-@click.argument("key")
-@click.argument("receipt")
+@click.argument("key", required=False)
+@click.argument("receipt", required=False)
 @click.option("--delay", type=float, default=None, help="Seconds before it is visible again.")
+@click.option("--file", "source", type=click.File("rb"), default=None, help=LEASES_HELP)
 def nack(
-    client: Client, out: Output, queue: str, key: str, receipt: str, delay: float | None
+    client: Client, out: Output, queue: str, key: str | None, receipt: str | None,
+    delay: float | None, source: IO[bytes] | None,
 ) -> None:
-    """Give the leased message KEY back to QUEUE (or to its dead letters)."""
-    outcome = client.nack(Lease(queue, key, receipt), delay)
-    out.show(f"{key} {outcome}", {"queue": queue, "key": key, "outcome": outcome})
+    """Give the leased message KEY back to QUEUE (or to its dead letters), or every lease of
+    --file."""
+    lease = one_lease(queue, key, receipt, source)
+    if source is None:
+        outcome = client.nack(lease, delay)
+        out.show(f"{lease.key} {outcome}", {"queue": queue, "key": lease.key, "outcome": outcome})
+        return
+    result = client.nack_many(read_leases(queue, source), delay)
+    nacked = [{"key": k, "outcome": outcome} for k, outcome in result.nacked.items()]
+    human = [f"{k} {outcome}" for k, outcome in result.nacked.items()]
+    out.show_lines(human, {"queue": queue, "nacked": nacked, "failed": _failed_json(result.failed)})
+    settled(result.failed)
 
 
 @client_command("tail")
@@ -299,13 +425,10 @@ def tail(
 ) -> None:
     """Stream QUEUE's messages as the broker delivers them (it consumes them, as any
     streaming consumer does); reconnects by itself."""
-    try:
-        for received, message in enumerate(client.stream(queue, VIAS[via]), 1):
-            out.show(_line(message), {"key": message.key, "value": message.value})
-            if received == count:
-                return
-    except KeyboardInterrupt:
-        sys.exit(130)
+    for received, message in enumerate(client.stream(queue, VIAS[via]), 1):
+        out.show(_line(message), {"key": message.key, "value": message.value})
+        if received == count:
+            return
 
 
 @client_command("stats")

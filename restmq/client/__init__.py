@@ -11,19 +11,33 @@ a dead connection), where wsproto would leave the socket handling to us.
 """
 
 from restmq.client.aio import AsyncClient
-from restmq.client.models import Lease, Message, QueuePolicy, QueueStats, Reserved
+from restmq.client.models import (
+    AckResult,
+    Lease,
+    LeaseFailure,
+    Message,
+    NackResult,
+    QueuePolicy,
+    QueueStats,
+    Reserved,
+)
 from restmq.client.options import DEFAULT_SERVER
+from restmq.client.retry import Retry
 from restmq.client.stream import Via
 from restmq.client.sync import Client
 
 __all__ = [
     "DEFAULT_SERVER",
+    "AckResult",
     "AsyncClient",
     "Client",
     "Lease",
+    "LeaseFailure",
     "Message",
+    "NackResult",
     "QueuePolicy",
     "QueueStats",
     "Reserved",
+    "Retry",
     "Via",
 ]

@@ -7,7 +7,7 @@ I/O differs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
 from typing import Self, TypeVar, overload
 
@@ -17,8 +17,17 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from restmq.client import calls
 from restmq.client.calls import Call, error_for, finish
-from restmq.client.models import Lease, Message, QueuePolicy, QueueStats, Reserved
+from restmq.client.models import (
+    AckResult,
+    Lease,
+    Message,
+    NackResult,
+    QueuePolicy,
+    QueueStats,
+    Reserved,
+)
 from restmq.client.options import DEFAULT_SERVER, MAX_FRAME, Options
+from restmq.client.retry import DEFAULT_RETRY, NEVER, Attempts, Retry
 from restmq.client.stream import Backoff, StreamPlan, Via
 from restmq.client.sync import answer_of, lost, ws_refused
 from restmq.errors import RestMQError
@@ -40,8 +49,10 @@ class AsyncClient:
         token: str | None = None,
         auth: tuple[str, str] | None = None,
         timeout: float = 10.0,
+        retry: Retry | None = DEFAULT_RETRY,
     ) -> None:
         self.options = Options.build(server, token, auth, timeout)
+        self.retry = retry or NEVER
         self._http = httpx.AsyncClient(headers=self.options.headers, timeout=timeout)
 
     async def __aenter__(self) -> Self:
@@ -55,6 +66,20 @@ class AsyncClient:
         await self._http.aclose()
 
     async def _run(self, call: Call[T]) -> T:
+        """Make the call, repeating it as ``self.retry`` says."""
+        attempts = Attempts(self.retry, call.repeatable)
+        while True:
+            try:
+                return await self._attempt(call)
+            except RestMQError as error:
+                if call.settled is not None and attempts.done_before(error):
+                    return call.settled()
+                wait = attempts.pause(error)
+                if wait is None:
+                    raise
+            await asyncio.sleep(wait)
+
+    async def _attempt(self, call: Call[T]) -> T:
         url = self.options.url(call.path)
         try:
             response = await self._http.request(
@@ -69,7 +94,13 @@ class AsyncClient:
 
     @overload
     async def add(
-        self, queue: str, value: str, *, ttl: float | None = None, delay: float | None = None
+        self,
+        queue: str,
+        value: str,
+        *,
+        ttl: float | None = None,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
     ) -> str: ...
 
     @overload
@@ -80,6 +111,7 @@ class AsyncClient:
         *,
         ttl: float | None = None,
         delay: float | None = None,
+        idempotency_key: str | None = None,
     ) -> list[str]: ...
 
     async def add(
@@ -89,11 +121,13 @@ class AsyncClient:
         *,
         ttl: float | None = None,
         delay: float | None = None,
+        idempotency_key: str | None = None,
     ) -> str | list[str]:
-        """Add a message (or a list of them, in one request); returns its key (their keys)."""
+        """Add a message (or a list of them, in one request); returns its key (their keys).
+        Its retries carry the same ``Idempotency-Key``, so it is added once."""
         if isinstance(value, list):
-            return await self._run(calls.add_many(queue, value, ttl, delay))
-        return await self._run(calls.add(queue, value, ttl, delay))
+            return await self._run(calls.add_many(queue, value, ttl, delay, idempotency_key))
+        return await self._run(calls.add(queue, value, ttl, delay, idempotency_key))
 
     # ------------------------------------------------------------------ consuming
 
@@ -155,6 +189,17 @@ class AsyncClient:
     async def extend(self, lease: Lease, timeout: float | None = None) -> float:
         """Make a lease last ``timeout`` more seconds from now."""
         return await self._run(calls.extend(lease, timeout))
+
+    async def ack_many(self, leases: Iterable[Lease]) -> AckResult:
+        """Acknowledge many leases, one request per queue and 1000 leases."""
+        groups = calls.by_queue(list(leases))
+        return calls.joined_acks([await self._run(calls.ack_many(q, g)) for q, g in groups])
+
+    async def nack_many(self, leases: Iterable[Lease], delay: float | None = None) -> NackResult:
+        """Give many leases back (after ``delay`` seconds), one request per queue and 1000."""
+        groups = calls.by_queue(list(leases))
+        results = [await self._run(calls.nack_many(q, g, delay)) for q, g in groups]
+        return calls.joined_nacks(results)
 
     # ------------------------------------------------------------------ administration
 

@@ -10,18 +10,30 @@ docs/api.md, the shapes of their answers, and the mapping of error statuses onto
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from restmq.client.models import Lease, Message, QueuePolicy, QueueStats, Reserved
+from restmq.client.models import (
+    AckResult,
+    Lease,
+    LeaseFailure,
+    Message,
+    NackResult,
+    QueuePolicy,
+    QueueStats,
+    Reserved,
+)
 from restmq.errors import (
     BadRequest,
     Forbidden,
     MessageGone,
     MessageTooLarge,
     NotFound,
+    NotLeased,
+    OutcomeUnknown,
     RestMQError,
     StaleReceipt,
     StorageUnavailable,
@@ -37,6 +49,8 @@ JSONObject = dict[str, Any]
 STATUSES: tuple[Status, ...] = ("started", "stopped")
 OUTCOMES: tuple[NackOutcome, ...] = ("requeued", "delayed", "dead")
 EMPTY_QUEUE = "empty queue"  # the JSON protocol's answer when there is nothing to give
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_SETTLE = 1000  # leases per batch ack or nack request (the broker's limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +68,10 @@ class Call(Generic[T]):
 
     ``wait`` is how long the broker may hold the request on purpose (long polling); the
     client adds it to its timeout. ``queue`` and ``key`` name what an error is about.
+    ``repeatable``: whether the call may be made again when an attempt's outcome is unknown
+    (a 504, a connection lost after sending; see ``restmq.client.retry``). ``settled``: the
+    call's value when a retry finds the message gone that an earlier attempt may have removed
+    (an ack); None: that is a ``MessageGone`` like any other.
     """
 
     method: str
@@ -65,6 +83,8 @@ class Call(Generic[T]):
     wait: float = 0.0
     queue: str = ""
     key: str = ""
+    repeatable: bool = True
+    settled: Callable[[], T] | None = None
 
 
 def finish(call: Call[T], answer: Answer) -> T:
@@ -82,14 +102,22 @@ def _not_found(message: str, queue: str, key: str) -> RestMQError:
     return MessageGone(queue, key) if key else NotFound(message)
 
 
+def _conflict(message: str, queue: str, key: str) -> RestMQError:
+    """A 409 about a lease: the message is not leased at all, or the receipt is not its
+    lease's; the broker's message says which."""
+    kind = NotLeased if message.endswith("is not leased") else StaleReceipt
+    return kind(queue, key, message)
+
+
 ERRORS: dict[int, Callable[[str, str, str], RestMQError]] = {
     400: lambda message, queue, key: BadRequest(message),
     401: lambda message, queue, key: Unauthorized(message),
     403: lambda message, queue, key: Forbidden(message),
     404: _not_found,
-    409: lambda message, queue, key: StaleReceipt(queue, key),
+    409: _conflict,
     413: lambda message, queue, key: MessageTooLarge(message),
     503: lambda message, queue, key: StorageUnavailable(message),
+    504: lambda message, queue, key: OutcomeUnknown(message),
 }
 
 
@@ -103,8 +131,9 @@ def error_for(answer: Answer, queue: str = "", key: str = "") -> RestMQError:
     if make is None:
         return UnexpectedAnswer(answer.status, message)
     error = make(message, queue, key)
-    if isinstance(error, StorageUnavailable) and (answer.retry_after or "").isdigit():
-        error.retry_after = int(answer.retry_after or "1")
+    if isinstance(error, StorageUnavailable | OutcomeUnknown):
+        retry_after = (answer.retry_after or "").strip()
+        error.retry_after = int(retry_after) if retry_after.isdigit() else 0
     return error
 
 
@@ -227,7 +256,25 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def add(queue: str, value: str, ttl: float | None, delay: float | None) -> Call[str]:
+def new_idempotency_key() -> str:
+    """A fresh random ``Idempotency-Key``: one per produce call, kept across its retries."""
+    return secrets.token_urlsafe(18)
+
+
+def _once(idempotency_key: str | None) -> dict[str, str]:
+    return {IDEMPOTENCY_HEADER: idempotency_key or new_idempotency_key()}
+
+
+def add(
+    queue: str,
+    value: str,
+    ttl: float | None,
+    delay: float | None,
+    idempotency_key: str | None = None,
+) -> Call[str]:
+    """Add one message; the Idempotency-Key makes its retries add it once (a fresh one when
+    None)."""
+
     def read(answer: Answer) -> str:
         key = answer.text.strip()
         if answer.status != 200 or not key:
@@ -235,17 +282,25 @@ def add(queue: str, value: str, ttl: float | None, delay: float | None) -> Call[
         return key
 
     body = _options(value=value, ttl=ttl, delay=delay)
-    return Call("POST", queue_path("/q/", queue), read, body=body, queue=queue)
+    path, headers = queue_path("/q/", queue), _once(idempotency_key)
+    return Call("POST", path, read, body=body, headers=headers, queue=queue)
 
 
 def add_many(
-    queue: str, values: list[str], ttl: float | None, delay: float | None
+    queue: str,
+    values: list[str],
+    ttl: float | None,
+    delay: float | None,
+    idempotency_key: str | None = None,
 ) -> Call[list[str]]:
+    """Add a batch in one request, under one Idempotency-Key."""
+
     def read(answer: Answer) -> list[str]:
         return _strings(_json(answer), "keys")
 
     body = {"values": values, **_options(ttl=ttl, delay=delay)}
-    return Call("POST", queue_path("/q/", queue), read, body=body, queue=queue)
+    path, headers = queue_path("/q/", queue), _once(idempotency_key)
+    return Call("POST", path, read, body=body, headers=headers, queue=queue)
 
 
 def get(queue: str) -> Call[Message | None]:
@@ -267,8 +322,8 @@ def take(queue: str, wait: float) -> Call[Message | None]:
     def read(answer: Answer) -> Message | None:
         return None if answer.status == 204 else message_of(queue, _json(answer))
 
-    path = queue_path("/q/", queue)
-    return Call("GET", path, read, query=_take_query(None, wait), wait=wait, queue=queue)
+    path, query = queue_path("/q/", queue), _take_query(None, wait)
+    return Call("GET", path, read, query=query, wait=wait, queue=queue, repeatable=False)
 
 
 def take_many(queue: str, count: int, wait: float) -> Call[list[Message]]:
@@ -277,8 +332,8 @@ def take_many(queue: str, count: int, wait: float) -> Call[list[Message]]:
             return []
         return [message_of(queue, obj) for obj in _objects(_json(answer), "messages")]
 
-    path = queue_path("/q/", queue)
-    return Call("GET", path, read, query=_take_query(count, wait), wait=wait, queue=queue)
+    path, query = queue_path("/q/", queue), _take_query(count, wait)
+    return Call("GET", path, read, query=query, wait=wait, queue=queue, repeatable=False)
 
 
 def delete(queue: str, key: str) -> Call[bool]:
@@ -312,17 +367,29 @@ def reserve_many(
     return Call("POST", path, read, body=body, wait=wait, queue=queue)
 
 
-def _lease_call(lease: Lease, action: str, read: Callable[[Answer], T], **extra: float) -> Call[T]:
+def _lease_call(
+    lease: Lease,
+    action: str,
+    read: Callable[[Answer], T],
+    settled: Callable[[], T] | None = None,
+    **extra: float,
+) -> Call[T]:
     body = {"key": lease.key, "receipt": lease.receipt, **extra}
     path = queue_path("/q/", lease.queue, f"/{action}")
-    return Call("POST", path, read, body=body, queue=lease.queue, key=lease.key)
+    return Call("POST", path, read, body=body, queue=lease.queue, key=lease.key, settled=settled)
+
+
+def _acked() -> None:
+    return None
 
 
 def ack(lease: Lease) -> Call[None]:
+    """Acknowledge a lease; gone after an attempt of unknown outcome counts as done."""
+
     def read(answer: Answer) -> None:
         _get(_json(answer), "acked", bool)
 
-    return _lease_call(lease, "ack", read)
+    return _lease_call(lease, "ack", read, _acked)
 
 
 def nack(lease: Lease, delay: float | None) -> Call[NackOutcome]:
@@ -340,6 +407,67 @@ def extend(lease: Lease, timeout: float | None) -> Call[float]:
         return float(value)
 
     return _lease_call(lease, "extend", read, **_options(timeout=timeout))
+
+
+def _failures(queue: str, obj: JSONObject) -> list[LeaseFailure]:
+    return [
+        LeaseFailure(queue, _get(item, "key", str), _get(item, "error", str))
+        for item in _objects(obj, "failed")
+    ]
+
+
+def _lease_entries(leases: Sequence[Lease]) -> list[JSONObject]:
+    return [{"key": lease.key, "receipt": lease.receipt} for lease in leases]
+
+
+def ack_many(queue: str, leases: Sequence[Lease]) -> Call[AckResult]:
+    """Acknowledge up to MAX_SETTLE leases of one queue in one request."""
+
+    def read(answer: Answer) -> AckResult:
+        obj = _json(answer)
+        return AckResult(_strings(obj, "acked"), _failures(queue, obj))
+
+    body = {"messages": _lease_entries(leases)}
+    return Call("POST", queue_path("/q/", queue, "/ack"), read, body=body, queue=queue)
+
+
+def nack_many(queue: str, leases: Sequence[Lease], delay: float | None) -> Call[NackResult]:
+    """Give up to MAX_SETTLE leases of one queue back in one request."""
+
+    def read(answer: Answer) -> NackResult:
+        obj = _json(answer)
+        nacked = {
+            _get(item, "key", str): _choice(item, "outcome", OUTCOMES)
+            for item in _objects(obj, "nacked")
+        }
+        return NackResult(nacked, _failures(queue, obj))
+
+    body = {"messages": _lease_entries(leases), **_options(delay=delay)}
+    return Call("POST", queue_path("/q/", queue, "/nack"), read, body=body, queue=queue)
+
+
+def by_queue(leases: Sequence[Lease], size: int = MAX_SETTLE) -> list[tuple[str, list[Lease]]]:
+    """Leases grouped by queue, in their order, in chunks of at most ``size``: one batch
+    request each."""
+    groups: dict[str, list[Lease]] = {}
+    for lease in leases:
+        groups.setdefault(lease.queue, []).append(lease)
+    return [
+        (queue, group[i : i + size])
+        for queue, group in groups.items()
+        for i in range(0, len(group), size)
+    ]
+
+
+def joined_acks(results: Sequence[AckResult]) -> AckResult:
+    """The results of several ack_many requests as one."""
+    return AckResult([k for r in results for k in r.acked], [f for r in results for f in r.failed])
+
+
+def joined_nacks(results: Sequence[NackResult]) -> NackResult:
+    """The results of several nack_many requests as one."""
+    nacked = {key: outcome for r in results for key, outcome in r.nacked.items()}
+    return NackResult(nacked, [f for r in results for f in r.failed])
 
 
 def _policy_of(queue: str) -> Callable[[Answer], QueuePolicy]:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from restmq.types import Message, Policy, QueueStats
+from restmq.types import Message, NackOutcome, Policy, QueueStats
 
-__all__ = ["Lease", "Message", "QueuePolicy", "QueueStats", "Reserved"]
+__all__ = [
+    "AckResult",
+    "Lease",
+    "LeaseFailure",
+    "Message",
+    "NackResult",
+    "QueuePolicy",
+    "QueueStats",
+    "Reserved",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +45,30 @@ class QueuePolicy:
     queue: str
     policy: Policy
     max_deliveries: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseFailure:
+    """A lease that a batch could not settle, and why, in the broker's words (the message is
+    gone, the receipt is wrong or expired, the message is not leased, the key is not one of
+    the queue's). Nothing changed for it."""
+
+    queue: str
+    key: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    """What ``ack_many`` did: the keys acknowledged (deleted), in order, and the failures."""
+
+    acked: list[str] = field(default_factory=list)
+    failed: list[LeaseFailure] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class NackResult:
+    """What ``nack_many`` did: where each message given back went, by key, and the failures."""
+
+    nacked: dict[str, NackOutcome] = field(default_factory=dict)
+    failed: list[LeaseFailure] = field(default_factory=list)

@@ -17,7 +17,13 @@ from typing import Literal
 
 from restmq.client.calls import message_of, queue_path
 from restmq.client.models import Message
-from restmq.errors import ClientError, RestMQError, StorageUnavailable, UnexpectedAnswer
+from restmq.errors import (
+    ClientError,
+    OutcomeUnknown,
+    RestMQError,
+    StorageUnavailable,
+    UnexpectedAnswer,
+)
 from restmq.protocol.names import check_queue
 
 Via = Literal["sse", "comet", "ws"]
@@ -49,7 +55,7 @@ class Backoff:
 def retryable(error: RestMQError) -> bool:
     """A lost connection, an unavailable storage or a server error is worth another try;
     a refusal (bad queue name, access denied) is not."""
-    if isinstance(error, ClientError | StorageUnavailable):
+    if isinstance(error, ClientError | StorageUnavailable | OutcomeUnknown):
         return True
     return isinstance(error, UnexpectedAnswer) and error.status >= 500
 

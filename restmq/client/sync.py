@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Self, TypeVar, overload
 
 import httpx
@@ -12,8 +12,17 @@ from websockets.sync.client import connect as ws_connect
 
 from restmq.client import calls
 from restmq.client.calls import Answer, Call, error_for, finish
-from restmq.client.models import Lease, Message, QueuePolicy, QueueStats, Reserved
+from restmq.client.models import (
+    AckResult,
+    Lease,
+    Message,
+    NackResult,
+    QueuePolicy,
+    QueueStats,
+    Reserved,
+)
 from restmq.client.options import DEFAULT_SERVER, MAX_FRAME, Options
+from restmq.client.retry import DEFAULT_RETRY, NEVER, Attempts, Retry
 from restmq.client.stream import Backoff, StreamPlan, Via
 from restmq.errors import ClientError, RestMQError
 from restmq.types import NackOutcome, Policy
@@ -42,8 +51,10 @@ class Client:
 
     ``server`` is the broker's base URL; ``token`` an access key (Bearer) or ``auth`` a
     (user, password) pair for HTTP Basic; ``timeout`` bounds each request, and a long poll's
-    ``wait`` is added to it. Errors are ``restmq.errors`` classes; a network failure is a
-    ``ClientError``. Use it as a context manager, or call ``close``.
+    ``wait`` is added to it. ``retry`` says how a request that failed for a transient reason
+    (503, 504, the network) is repeated (``restmq.client.retry``; None: never). Errors are
+    ``restmq.errors`` classes; a network failure is a ``ClientError``. Use it as a context
+    manager, or call ``close``.
     """
 
     def __init__(
@@ -53,8 +64,10 @@ class Client:
         token: str | None = None,
         auth: tuple[str, str] | None = None,
         timeout: float = 10.0,
+        retry: Retry | None = DEFAULT_RETRY,
     ) -> None:
         self.options = Options.build(server, token, auth, timeout)
+        self.retry = retry or NEVER
         self._http = httpx.Client(headers=self.options.headers, timeout=timeout)
 
     def __enter__(self) -> Self:
@@ -68,6 +81,20 @@ class Client:
         self._http.close()
 
     def _run(self, call: Call[T]) -> T:
+        """Make the call, repeating it as ``self.retry`` says."""
+        attempts = Attempts(self.retry, call.repeatable)
+        while True:
+            try:
+                return self._attempt(call)
+            except RestMQError as error:
+                if call.settled is not None and attempts.done_before(error):
+                    return call.settled()
+                wait = attempts.pause(error)
+                if wait is None:
+                    raise
+            time.sleep(wait)
+
+    def _attempt(self, call: Call[T]) -> T:
         url = self.options.url(call.path)
         try:
             response = self._http.request(
@@ -82,7 +109,13 @@ class Client:
 
     @overload
     def add(
-        self, queue: str, value: str, *, ttl: float | None = None, delay: float | None = None
+        self,
+        queue: str,
+        value: str,
+        *,
+        ttl: float | None = None,
+        delay: float | None = None,
+        idempotency_key: str | None = None,
     ) -> str: ...
 
     @overload
@@ -93,6 +126,7 @@ class Client:
         *,
         ttl: float | None = None,
         delay: float | None = None,
+        idempotency_key: str | None = None,
     ) -> list[str]: ...
 
     def add(
@@ -102,15 +136,17 @@ class Client:
         *,
         ttl: float | None = None,
         delay: float | None = None,
+        idempotency_key: str | None = None,
     ) -> str | list[str]:
         """Add a message (or a list of them, in one request) and return its key (their keys).
 
         ``ttl``: seconds after which the message disappears; ``delay``: seconds before it
-        becomes visible.
+        becomes visible. The request carries an ``Idempotency-Key`` (``idempotency_key``, or a
+        fresh random one), kept across its retries: the broker adds the message(s) once.
         """
         if isinstance(value, list):
-            return self._run(calls.add_many(queue, value, ttl, delay))
-        return self._run(calls.add(queue, value, ttl, delay))
+            return self._run(calls.add_many(queue, value, ttl, delay, idempotency_key))
+        return self._run(calls.add(queue, value, ttl, delay, idempotency_key))
 
     # ------------------------------------------------------------------ consuming
 
@@ -174,6 +210,18 @@ class Client:
     def extend(self, lease: Lease, timeout: float | None = None) -> float:
         """Make a lease last ``timeout`` more seconds from now; returns the timeout granted."""
         return self._run(calls.extend(lease, timeout))
+
+    def ack_many(self, leases: Iterable[Lease]) -> AckResult:
+        """Acknowledge many leases, one request per queue and 1000 leases; each is settled on
+        its own: the result lists those acknowledged and those that failed, and why."""
+        groups = calls.by_queue(list(leases))
+        return calls.joined_acks([self._run(calls.ack_many(q, g)) for q, g in groups])
+
+    def nack_many(self, leases: Iterable[Lease], delay: float | None = None) -> NackResult:
+        """Give many leases back (after ``delay`` seconds), one request per queue and 1000
+        leases; the result says where each went, and which failed and why."""
+        groups = calls.by_queue(list(leases))
+        return calls.joined_nacks([self._run(calls.nack_many(q, g, delay)) for q, g in groups])
 
     # ------------------------------------------------------------------ administration
 

@@ -12,6 +12,7 @@ from restmq.errors import (
     ClientError,
     InvalidQueueName,
     MessageGone,
+    NotLeased,
     StaleReceipt,
 )
 from tests.helpers.broker import free_port
@@ -81,6 +82,24 @@ async def test_reserve_ack_nack_and_extend(aclient: AsyncClient, queue: str) -> 
     assert await aclient.reserve(queue, count=3) == []
 
 
+async def test_ack_many_and_nack_many(aclient: AsyncClient, queue: str) -> None:
+    await aclient.add(queue, ["a", "b", "c"])
+    leases = await aclient.reserve(queue, count=3)
+
+    acked = await aclient.ack_many(leases[:2])
+    nacked = await aclient.nack_many([leases[2], leases[0]])
+
+    assert acked.acked == [leases[0].key, leases[1].key] and acked.failed == []
+    assert nacked.nacked == {leases[2].key: "requeued"}
+    assert [(f.key, f.error) for f in nacked.failed] == [
+        (leases[0].key, f"no such message: {leases[0].key}")
+    ]
+    with pytest.raises(StaleReceipt, match="expired"):  # its lease ended with the nack
+        await aclient.extend(leases[2])
+    with pytest.raises(NotLeased):
+        await aclient.ack(Lease(queue, (await aclient.add(queue, "d")), "r"))
+
+
 async def test_policy_pause_resume_stats_queues_and_purge(
     aclient: AsyncClient, queue: str
 ) -> None:
@@ -102,6 +121,6 @@ async def test_errors_are_the_package_errors(aclient: AsyncClient, queue: str) -
         await aclient.add("a/b", "v")
     with pytest.raises(BadRequest):
         await aclient.take(queue, count=0)
-    async with AsyncClient(f"http://127.0.0.1:{free_port()}", timeout=2) as nowhere:
+    async with AsyncClient(f"http://127.0.0.1:{free_port()}", timeout=2, retry=None) as nowhere:
         with pytest.raises(ClientError):
             await nowhere.queues()

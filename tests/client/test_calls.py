@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from restmq.cli_client import batches, table
-from restmq.client import Message, QueueStats, calls
+from restmq.client import (
+    AckResult,
+    Lease,
+    LeaseFailure,
+    Message,
+    NackResult,
+    QueueStats,
+    calls,
+)
 from restmq.client.calls import Answer, error_for, finish
 from restmq.client.stream import (
     Backoff,
@@ -24,6 +32,8 @@ from restmq.errors import (
     MessageGone,
     MessageTooLarge,
     NotFound,
+    NotLeased,
+    OutcomeUnknown,
     RestMQError,
     StaleReceipt,
     StorageUnavailable,
@@ -45,6 +55,7 @@ ERROR = '{"error": "the message"}\r\n'
         (409, "q:1", StaleReceipt),
         (413, "", MessageTooLarge),
         (503, "", StorageUnavailable),
+        (504, "", OutcomeUnknown),
         (500, "", UnexpectedAnswer),
         (405, "", UnexpectedAnswer),
     ],
@@ -70,9 +81,31 @@ def test_the_error_message_comes_from_the_body(text: str, message: str) -> None:
     assert isinstance(error, UnexpectedAnswer) and error.message.endswith(message)
 
 
-def test_a_503_carries_its_retry_after() -> None:
-    error = error_for(Answer(503, ERROR, retry_after="7"))
-    assert isinstance(error, StorageUnavailable) and error.retry_after == 7
+@pytest.mark.parametrize(
+    ("status", "kind"), [(503, StorageUnavailable), (504, OutcomeUnknown)]
+)
+def test_a_503_or_504_carries_its_retry_after(
+    status: int, kind: type[StorageUnavailable | OutcomeUnknown]
+) -> None:
+    error = error_for(Answer(status, ERROR, retry_after="7"))
+    assert isinstance(error, kind) and error.retry_after == 7
+    without = error_for(Answer(status, ERROR))
+    assert isinstance(without, kind) and without.retry_after == 0
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("message q:3 is not leased", NotLeased),
+        ("wrong or expired receipt for q:3: the lease is not yours", StaleReceipt),
+    ],
+)
+def test_a_409_says_whether_the_message_is_not_leased_or_the_receipt_is_stale(
+    message: str, kind: type[StaleReceipt]
+) -> None:
+    error = error_for(Answer(409, f'{{"error": "{message}"}}'), "q", "q:3")
+    assert type(error) is kind and error.message == message
+    assert (error.queue, error.key) == ("q", "q:3")
 
 
 @pytest.mark.parametrize(
@@ -108,6 +141,38 @@ def test_answers_are_read_into_values() -> None:
 )
 def test_queue_names_are_escaped_in_paths(queue: str, path: str) -> None:
     assert calls.queue_path("/q/", queue) == path
+
+
+def test_every_add_carries_an_idempotency_key_of_its_own_or_the_callers() -> None:
+    first, second = calls.add("q", "v", None, None), calls.add("q", "v", None, None)
+    batch = calls.add_many("q", ["a", "b"], None, None)
+    keys = [c.headers["Idempotency-Key"] for c in (first, second, batch)]
+    assert all(keys) and len(set(keys)) == 3
+    assert calls.add("q", "v", None, None, "mine").headers == {"Idempotency-Key": "mine"}
+
+
+def test_leases_are_batched_by_queue_in_their_order_and_in_chunks() -> None:
+    leases = [Lease("a", "a:1", "r"), Lease("b", "b:1", "r"), Lease("a", "a:2", "r"),
+              Lease("a", "a:3", "r")]
+    assert calls.by_queue(leases, size=2) == [
+        ("a", [leases[0], leases[2]]), ("a", [leases[3]]), ("b", [leases[1]])
+    ]
+    assert calls.by_queue([]) == []
+
+
+def test_batch_settlements_are_read_into_results() -> None:
+    acked = finish(
+        calls.ack_many("q", [Lease("q", "q:1", "r")]),
+        Answer(200, '{"queue": "q", "acked": ["q:1"], "failed": [{"key": "q:2", "error": "e"}]}'),
+    )
+    assert acked == AckResult(["q:1"], [LeaseFailure("q", "q:2", "e")])
+    nacked = finish(
+        calls.nack_many("q", [Lease("q", "q:1", "r")], None),
+        Answer(200, '{"queue": "q", "nacked": [{"key": "q:1", "outcome": "dead"}], "failed": []}'),
+    )
+    assert nacked == NackResult({"q:1": "dead"}, [])
+    with pytest.raises(UnexpectedAnswer):
+        finish(calls.ack_many("q", []), Answer(200, '{"queue": "q", "acked": [1], "failed": []}'))
 
 
 def test_optional_fields_are_left_out_of_request_bodies() -> None:
@@ -181,6 +246,7 @@ def test_backoff_grows_to_its_maximum_and_resets() -> None:
     [
         (ClientError("connection refused"), True),
         (StorageUnavailable("down"), True),
+        (OutcomeUnknown("outcome unknown"), True),
         (UnexpectedAnswer(502, "bad gateway"), True),
         (BadRequest("bad name"), False),
         (Unauthorized("who are you"), False),

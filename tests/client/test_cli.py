@@ -56,7 +56,7 @@ def test_add_get_take_and_del_print_for_people_and_json_for_scripts(
 def test_the_server_comes_from_the_flag_or_the_environment(url: str, queue: str) -> None:
     assert restmq("add", "--server", url, queue, "v").stdout == f"{queue}:1\n"
     nowhere = f"http://127.0.0.1:{free_port()}"
-    refused = restmq("take", queue, server=nowhere, code=2)
+    refused = restmq("take", queue, "--attempts", "1", server=nowhere, code=2)
     assert refused.stderr.startswith("restmq: cannot talk to")
     assert restmq("take", "--server", url, queue, server=nowhere).stdout == f"{queue}:1  v\n"
 
@@ -83,23 +83,89 @@ def test_batch_add_from_stdin_prints_the_keys_as_json(url: str, queue: str) -> N
     assert "3 messages" not in forced.stdout and forced.stderr  # shown, on stderr
 
 
+def test_an_add_run_again_with_its_idempotency_key_adds_nothing(
+    url: str, queue: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "messages.txt"
+    source.write_text("".join(f"m{n}\n" for n in range(5)))
+    command = ["add", queue, "--file", str(source), "--batch-size", "2", "--json",
+               "--idempotency-key", "import-1"]
+    first, again = (json.loads(restmq(*command, server=url).stdout) for _ in range(2))
+    single = [restmq("add", queue, "one", "--idempotency-key", "k", server=url).stdout
+              for _ in range(2)]
+
+    assert first == again == {"queue": queue, "keys": [f"{queue}:{n}" for n in range(1, 6)]}
+    assert single == [f"{queue}:6\n"] * 2
+    with Client(url) as client:
+        assert client.stats(queue).len == 6
+
+
 def test_reserve_then_ack_with_the_key_and_receipt(url: str, queue: str) -> None:
     restmq("add", queue, "job", server=url)
     lease = json.loads(restmq("reserve", queue, "--visibility", "60", "--json", server=url).stdout)
     assert (lease["key"], lease["value"], lease["deliveries"]) == (f"{queue}:1", "job", 1)
     acked = restmq("ack", queue, lease["key"], lease["receipt"], server=url)
     assert acked.stdout == f"acked {queue}:1\n"
-    stale = restmq("ack", queue, lease["key"], lease["receipt"], server=url, code=2)
-    assert "no such message" in stale.stderr
+    gone = restmq("ack", queue, lease["key"], lease["receipt"], server=url, code=1)
+    assert "no such message" in gone.stderr
     restmq("add", queue, "again", server=url)
     table = restmq("reserve", queue, server=url).stdout.splitlines()
     assert table[0].split() == ["KEY", "DELIVERIES", "RECEIPT", "VALUE"]
     key, deliveries, receipt, value = table[1].split()
     assert (key, deliveries, value) == (f"{queue}:2", "1", "again")
     wrong = restmq("ack", queue, key, "-Xnot-it", server=url, code=2)  # a receipt may start "-"
-    assert "stale receipt" in wrong.stderr
+    assert "wrong or expired receipt" in wrong.stderr
     nacked = restmq("nack", queue, key, receipt, "--json", server=url)
     assert json.loads(nacked.stdout)["outcome"] == "requeued"
+    assert "no such message" in restmq("nack", queue, f"{queue}:9", "r", server=url, code=1).stderr
+    restmq("add", queue, "never leased", server=url)
+    never = restmq("ack", queue, f"{queue}:3", "r", server=url, code=2)
+    assert never.stderr == f"restmq: message {queue}:3 is not leased\n"
+
+
+def test_ack_and_nack_settle_what_reserve_printed_in_one_batch(
+    url: str, queue: str, tmp_path: Path
+) -> None:
+    restmq("add", queue, "--file", "-", server=url, stdin="a\nb\nc\nd\n")
+    leases = tmp_path / "leases.json"
+    leases.write_text(restmq("reserve", queue, "-n", "2", "--json", server=url).stdout)
+    one = restmq("reserve", queue, "--json", server=url).stdout  # one object, on one line
+    last = restmq("reserve", queue, "--json", server=url).stdout
+
+    acked = restmq("ack", queue, "--file", str(leases), server=url)
+    nacked = restmq("nack", queue, "--file", "-", "--delay", "60", "--json", server=url,
+                    stdin=one + last)
+
+    assert acked.stdout == f"acked {queue}:1\nacked {queue}:2\n"
+    assert json.loads(nacked.stdout) == {"queue": queue, "failed": [], "nacked": [
+        {"key": f"{queue}:3", "outcome": "delayed"}, {"key": f"{queue}:4", "outcome": "delayed"},
+    ]}
+    again = restmq("ack", queue, "--file", str(leases), server=url, code=1)  # all gone: 1
+    assert again.stdout == "" and again.stderr.count("no such message") == 2
+    mixed = restmq("nack", queue, "--file", "-", server=url, stdin=one + last, code=2)
+    assert mixed.stderr.count("wrong or expired receipt") == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["ack", "q", "--file", "-"], "not json\n", "line 1 is not JSON"),
+        (["ack", "q", "--file", "-"], '[{"key": "q:1"}]', "'receipt'"),
+        (["nack", "q", "q:1", "r", "--file", "-"], "[]", "either KEY and RECEIPT or --file"),
+        (["ack", "q", "q:1"], None, "either KEY and RECEIPT or --file"),
+        (["add", "q", "--file", "-"], "caf\udce9\n", "line 1 is not valid UTF-8"),
+    ],
+)
+def test_bad_input_exits_2_with_the_reason(
+    url: str, args: list[str], stdin: str | None, message: str
+) -> None:
+    data = None if stdin is None else stdin.encode("utf-8", "surrogateescape")
+    done = subprocess.run(
+        [sys.executable, "-m", "restmq", *args, "--server", url], input=data,
+        capture_output=True, timeout=TIMEOUT,
+    )
+    assert done.returncode == 2, done
+    assert message in done.stderr.decode(), done.stderr
 
 
 def test_stats_policy_pause_and_resume(url: str, queue: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from restmq.client import Client, Lease, Message, QueuePolicy, Via
+from restmq.client import Client, Lease, LeaseFailure, Message, QueuePolicy, Via
 from restmq.errors import (
     BadRequest,
     ClientError,
@@ -17,6 +17,7 @@ from restmq.errors import (
     MessageGone,
     MessageTooLarge,
     NotFound,
+    NotLeased,
     StaleReceipt,
     Unauthorized,
 )
@@ -98,6 +99,49 @@ def test_reserve_ack_nack_and_extend_manage_leases(client: Client, queue: str) -
     assert client.stats(queue).delayed == 1
 
 
+def test_settling_a_message_that_was_never_leased_raises_not_leased(
+    client: Client, queue: str
+) -> None:
+    (key,) = client.add(queue, ["waiting"])
+    never = Lease(queue, key, "no-lease")
+    for settle in (client.ack, client.nack, client.extend):
+        with pytest.raises(NotLeased, match=f"message {key} is not leased"):
+            settle(never)
+    lease = client.reserve(queue)
+    assert lease is not None
+    client.nack(lease)
+    with pytest.raises(StaleReceipt, match="wrong or expired receipt") as stale:
+        client.ack(lease)
+    assert not isinstance(stale.value, NotLeased)
+
+
+def test_ack_many_and_nack_many_settle_batches_and_report_each_failure(
+    client: Client, queue: str
+) -> None:
+    other = f"{queue}-other"
+    client.add(queue, ["a", "b", "c", "d"])
+    client.add(other, "e")
+    first = client.reserve(queue, count=3)
+    elsewhere = client.reserve(other)
+    assert elsewhere is not None
+    gone = Lease(queue, f"{queue}:9", "r")
+    never = Lease(queue, f"{queue}:4", "r")
+
+    acked = client.ack_many([first[0], gone, elsewhere, never, first[1]])
+
+    assert acked.acked == [first[0].key, first[1].key, elsewhere.key]
+    assert acked.failed == [
+        LeaseFailure(queue, gone.key, f"no such message: {gone.key}"),
+        LeaseFailure(queue, never.key, f"message {never.key} is not leased"),
+    ]
+    nacked = client.nack_many([first[2], first[0]], delay=30)
+    assert nacked.nacked == {first[2].key: "delayed"}
+    assert [f.key for f in nacked.failed] == [first[0].key]
+    assert client.ack_many([]).acked == []
+    stats = client.stats(queue)
+    assert (stats.len, stats.leased, stats.delayed) == (1, 0, 1)
+
+
 def test_policy_max_deliveries_sends_a_message_to_the_dead_letters(
     client: Client, queue: str
 ) -> None:
@@ -150,7 +194,7 @@ def test_a_message_over_the_size_limit_raises_message_too_large(
 
 
 def test_an_unreachable_broker_raises_client_error(queue: str) -> None:
-    client = Client(f"http://127.0.0.1:{free_port()}", timeout=2)
+    client = Client(f"http://127.0.0.1:{free_port()}", timeout=2, retry=None)
     with client, pytest.raises(ClientError) as caught:
         client.add(queue, "v")
     assert caught.value.url.endswith(f"/q/{queue}")
