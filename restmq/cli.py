@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -41,7 +41,8 @@ _STORAGE_OPTIONS = [
     click.option("--data-dir", type=click.Path(path_type=Path), default=None,
                  help="Embedded Valkey's data directory [./restmq-data]."),
     click.option("--prefix", default=None, help="Key namespace prefix [restmq:]."),
-    click.option("--log-level", default=None, help="debug, info, warning, error [info]."),
+    click.option("--log-level", default=None,
+                 help="debug, info, warning, error or critical [info]."),
 ]
 _SYSLOG_OPTIONS = [
     click.option("--syslog-port", type=int, default=None,
@@ -141,19 +142,27 @@ def _run(
     config_file: Path | None,
     flags: dict[str, Any],
 ) -> None:
-    """Build the Settings, set up logging and run ``entry`` on uvloop until it returns."""
+    """Build the Settings, set up logging and run ``entry`` on uvloop until it returns.
+
+    A mistake in the settings exits 2 and a start that fails exits 1, each with one line on
+    stderr that says what to change (never a traceback).
+    """
     import uvloop
 
     try:
         settings = load_settings(flags, config_file=config_file)
+        setup_logging(settings.log_level)
     except ConfigError as exc:
-        raise click.UsageError(exc.message) from None
-    setup_logging(settings.log_level)
+        _fail(exc.message, 2)
     try:
         uvloop.run(entry(settings))
     except (EmbeddedServerError, ConfigError) as exc:
-        click.echo(f"restmq: {exc.message}", err=True)
-        sys.exit(1)
+        _fail(exc.message, 1)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"restmq: {message}", err=True)
+    sys.exit(code)
 
 
 main.add_command(keys)

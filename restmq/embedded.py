@@ -19,9 +19,18 @@ ships (falling back to ``valkey-server`` or ``redis-server`` on PATH) as a child
   answers (Valkey answers ``LOADING`` while it replays the AOF), the child dies, or time runs out;
   failures carry the tail of ``valkey.log``.
 * **Supervision.** ``supervise`` waits on the child; an exit that ``stop`` did not ask for is
-  logged and the child is relaunched with an exponential backoff capped at 2 s.
+  relaunched with an exponential backoff capped at 2 s. The log shows one line per change of
+  state: down, restarted, answering again. A relaunch that keeps failing is logged once as an
+  error, then at debug level until it answers.
 * **Shutdown.** ``stop`` sends SIGTERM, on which Valkey fsyncs the AOF, removes its socket and
-  exits 0; SIGKILL follows after a timeout.
+  exits 0; SIGKILL follows after a timeout. ``stop`` also ends ``supervise`` wherever it is
+  (waiting, backing off, relaunching), so the owner stops Valkey first and then awaits the
+  supervisor: it never depends on a cancellation arriving.
+* **Cancellation on Python 3.11.** ``asyncio.wait_for`` there can swallow a cancellation that
+  lands as the awaited operation completes (CPython gh-86296, fixed in 3.12), and redis-py
+  bounds socket I/O with it when ``socket_timeout`` is set. A supervisor cancelled during a PING
+  then carried on and the broker hung at SIGTERM; so the PING here is bounded with
+  ``asyncio.timeout`` instead, and nothing in this module uses ``wait_for``.
 * **No orphans.** On Linux the child is started through a tiny ``python -c`` shim that sets
   ``prctl(PR_SET_PDEATHSIG, SIGTERM)`` and then ``exec``\\s Valkey (same pid), so a ``kill -9`` of
   the broker makes Valkey shut down cleanly instead of living on. A shim rather than
@@ -145,7 +154,11 @@ class EmbeddedValkey:
         self._started_at = 0.0
         self._lock_fd: int | None = None
         self._spawn_lock = asyncio.Lock()
-        self._stopping = False
+        self._stop_requested = asyncio.Event()
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stop_requested.is_set()
 
     @property
     def socket_path(self) -> Path:
@@ -176,7 +189,7 @@ class EmbeddedValkey:
         """
         if self.pid is not None:
             return
-        self._stopping = False
+        self._stop_requested.clear()
         binary = find_binary(self._binary)
         self._prepare_dir()
         if await self._answers_ping():
@@ -189,7 +202,7 @@ class EmbeddedValkey:
             raise
 
     async def supervise(self) -> None:
-        """Relaunch Valkey whenever it exits unexpectedly; returns after `stop`, or cancel it."""
+        """Relaunch Valkey whenever it exits unexpectedly; returns once `stop` is called."""
         backoff = _RESTART_FIRST
         while not self._stopping:
             proc = self._proc
@@ -201,18 +214,20 @@ class EmbeddedValkey:
             uptime = asyncio.get_running_loop().time() - self._started_at
             backoff = _RESTART_FIRST if uptime > _STABLE_AFTER else backoff
             self._log.warning(
-                "embedded valkey (pid %d) exited unexpectedly with code %d after %.1f s; "
-                "restarting in %.1f s",
+                "embedded valkey (pid %d) is down: it exited with code %d after %.1f s; "
+                "restarting it",
                 proc.pid,
                 code,
                 uptime,
-                backoff,
             )
             backoff = await self._restart(backoff)
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Shut Valkey down cleanly (SIGTERM, SIGKILL after `timeout`); idempotent."""
-        self._stopping = True
+        """Shut Valkey down cleanly (SIGTERM, SIGKILL after `timeout`); idempotent.
+
+        A running `supervise` returns soon after: it relaunches nothing once this is called.
+        """
+        self._stop_requested.set()
         async with self._spawn_lock:
             await self._terminate(timeout)
         self._release_lock()
@@ -228,11 +243,22 @@ class EmbeddedValkey:
         except OSError as exc:
             msg = f"cannot create the data directory {self._data_dir}: {exc.strerror}"
             raise EmbeddedServerError(msg) from None
+        if not os.access(self._data_dir, os.W_OK | os.X_OK):
+            raise self._unwritable("permission denied")
+
+    def _unwritable(self, reason: str) -> EmbeddedServerError:
+        return EmbeddedServerError(
+            f"cannot use the data directory {self._data_dir}: {reason}; make it writable by "
+            "this user or choose another --data-dir"
+        )
 
     def _acquire_lock(self) -> None:
         if self._lock_fd is not None:
             return
-        fd = os.open(self._data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self._data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._unwritable(exc.strerror or str(exc)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -251,13 +277,17 @@ class EmbeddedValkey:
             "(is another RestMQ running with this --data-dir?)"
         )
 
-    async def _launch(self, binary: str, timeout: float) -> None:
+    async def _launch(
+        self, binary: str, timeout: float, what: str = "started", level: int = logging.INFO
+    ) -> None:
         # We hold the directory lock, so a socket file left here is a dead Valkey's.
         self.socket_path.unlink(missing_ok=True)
         async with self._spawn_lock:
             if self._stopping:
-                raise EmbeddedServerError("the embedded Valkey is stopping")
+                raise self._stopped_error()
             self._proc = await self._spawn(binary)
+        pid = self._proc.pid
+        self._log.log(level, "embedded valkey %s (pid %d) on %s", what, pid, self.socket_path)
         await self._wait_ready(self._proc, timeout)
 
     async def _spawn(self, binary: str) -> asyncio.subprocess.Process:
@@ -277,7 +307,6 @@ class EmbeddedValkey:
         except OSError as exc:
             raise EmbeddedServerError(f"cannot run {binary}: {exc}") from None
         self._started_at = asyncio.get_running_loop().time()
-        self._log.info("embedded valkey started (pid %d) on %s", proc.pid, self.socket_path)
         return proc
 
     async def _wait_ready(self, proc: asyncio.subprocess.Process, timeout: float) -> None:
@@ -285,6 +314,8 @@ class EmbeddedValkey:
         deadline = loop.time() + timeout
         delay = _POLL_FIRST
         while not await self._answers_ping():
+            if self._stopping:
+                raise self._stopped_error()
             if proc.returncode is not None:
                 raise self._failure(f"exited with code {proc.returncode} while starting")
             if loop.time() >= deadline:
@@ -295,18 +326,25 @@ class EmbeddedValkey:
     async def _answers_ping(self) -> bool:
         if not self.socket_path.exists():
             return False
+        # socket_timeout=None (redis-py's default is 5 s): with one, redis-py bounds each send
+        # with asyncio.wait_for, which can swallow a cancellation on Python 3.11 (see the
+        # module docstring). asyncio.timeout bounds the PING instead.
         client = Redis(
             unix_socket_path=str(self.socket_path),
-            socket_timeout=_PING_TIMEOUT,
+            socket_timeout=None,
             socket_connect_timeout=_PING_TIMEOUT,
             retry=Retry(NoBackoff(), 0),
         )
         try:
-            return bool(await client.ping())
-        except (RedisError, OSError):
+            async with asyncio.timeout(_PING_TIMEOUT):
+                return bool(await client.ping())
+        except (RedisError, OSError):  # OSError includes the TimeoutError of asyncio.timeout
             return False
         finally:
-            await client.aclose()
+            await asyncio.shield(client.aclose())  # a cancel here must not leave it open
+
+    def _stopped_error(self) -> EmbeddedServerError:
+        return EmbeddedServerError("the embedded Valkey is stopping")
 
     def _failure(self, reason: str) -> EmbeddedServerError:
         log = self._data_dir / LOG_NAME
@@ -314,21 +352,46 @@ class EmbeddedValkey:
 
     async def _restart(self, backoff: float) -> float:
         """Relaunch until Valkey answers or `stop` is called; return the next backoff."""
-        while not self._stopping:
-            await asyncio.sleep(backoff)
+        down_since = asyncio.get_running_loop().time()
+        attempts = 0
+        while await self._pause(backoff):
             backoff = min(backoff * 2, _RESTART_MAX)
-            try:
-                await self._launch(find_binary(self._binary), _RESTART_TIMEOUT)
-            except EmbeddedServerError as exc:
-                if self._stopping:
-                    break
-                self._log.error("restarting the embedded valkey failed: %s", exc.message)
+            attempts += 1
+            if await self._relaunch(quiet=attempts > 1):
+                self._log.info(
+                    "embedded valkey answers again (pid %s) after %.1f s down, %d attempt(s)",
+                    self.pid,
+                    asyncio.get_running_loop().time() - down_since,
+                    attempts,
+                )
+                break
+        return backoff
+
+    async def _relaunch(self, quiet: bool) -> bool:
+        """One relaunch; True when Valkey answers. Only the first attempt of an outage logs
+        above debug level (its failure as an error): a Valkey that cannot come back makes one
+        error line, not one every two seconds."""
+        level = logging.DEBUG if quiet else logging.INFO
+        try:
+            await self._launch(find_binary(self._binary), _RESTART_TIMEOUT, "restarted", level)
+        except EmbeddedServerError as exc:
+            if not self._stopping:  # else `stop` owns the child
+                self._log.log(
+                    logging.DEBUG if quiet else logging.ERROR,
+                    "restarting the embedded valkey failed (retrying quietly until it answers): %s",
+                    exc.message,
+                )
                 async with self._spawn_lock:
                     await self._terminate(_FAILED_STOP_TIMEOUT)
-                continue
-            self._log.info("embedded valkey answers again (pid %s)", self.pid)
-            break
-        return backoff
+            return False
+        return True
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if `stop` is called; True unless stopping."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stop_requested.wait()
+        return not self._stopping
 
     async def _terminate(self, timeout: float) -> None:
         proc = self._proc
@@ -342,7 +405,8 @@ class EmbeddedValkey:
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await proc.wait()
         except TimeoutError:
             self._log.warning("embedded valkey (pid %d) ignored SIGTERM; killing it", proc.pid)
             with contextlib.suppress(ProcessLookupError):

@@ -7,17 +7,27 @@ with N > 1, N spawned processes share the port through SO_REUSEPORT and a worker
 started again; their metrics go to a private prometheus-client multiprocess directory, so a
 scrape on any of them reports all of them. ``restmq syslogd`` runs only the syslog receiver,
 in this process, with the same embedded Valkey handling.
+
+Before anything starts, the addresses to listen on are tried (a taken port is one clear error,
+not a traceback, and with ``--workers N`` not a loop of dying workers) and the soft limit on
+open files is raised to the hard one (every client connection is a file descriptor). On the
+way out Valkey is stopped before its supervisor is awaited: ``stop`` ends the supervisor by
+itself, so shutting down never depends on a cancellation, which Python 3.11 can lose
+(see restmq.embedded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import signal
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from multiprocessing.process import BaseProcess
@@ -25,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from restmq.adapters.syslog import serve_syslogd
 from restmq.config import Settings
+from restmq.errors import ConfigError
 from restmq.http.access import AclFile
 from restmq.worker import serve_worker, worker_main
 
@@ -34,6 +45,58 @@ if TYPE_CHECKING:
 log = logging.getLogger("restmq.server")
 RESTART_BACKOFF = 1.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# What to do about a listening address that cannot be bound, by errno.
+_BIND_HINTS = {
+    errno.EADDRINUSE: "address already in use (is another RestMQ running?); stop it or "
+    "choose another {flag}",
+    errno.EACCES: "permission denied (ports below 1024 need privileges); choose another {flag}",
+    errno.EADDRNOTAVAIL: "no such address on this machine; check --listen",
+}
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit: each connection holds a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard:
+        log.debug("open files limit: %d", soft)
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:  # e.g. an unlimited hard limit above fs.nr_open
+        log.debug("open files limit stays %d (raising it to %d failed: %s)", soft, hard, exc)
+        return
+    log.debug("open files limit raised from %d to %d", soft, hard)
+
+
+def _check_bindable(host: str, port: int, kind: socket.SocketKind, flag: str) -> None:
+    """Raise ConfigError, in one line, when ``host:port`` cannot be bound (taken, forbidden)."""
+    where = f"{host}:{port}" + (" (udp)" if kind == socket.SOCK_DGRAM else "")
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=kind, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {where}: {exc.strerror}; check --listen") from None
+    for family, type_, proto, _, address in infos:
+        with socket.socket(family, type_, proto) as sock:
+            if kind == socket.SOCK_STREAM:  # as asyncio's create_server does
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                hint = _BIND_HINTS.get(exc.errno or 0, "{strerror}")
+                reason = hint.format(flag=flag, strerror=exc.strerror or exc)
+                raise ConfigError(f"cannot listen on {where}: {reason}") from None
+
+
+def _check_addresses(settings: Settings, http: bool) -> None:
+    """Try every address the daemon will listen on before starting anything."""
+    if http:
+        _check_bindable(settings.listen, settings.port, socket.SOCK_STREAM, "--port")
+    if settings.syslogd or not http:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            _check_bindable(settings.listen, settings.syslog_port, kind, "--syslog-port")
 
 
 async def _start_embedded(settings: Settings) -> EmbeddedValkey | None:
@@ -55,18 +118,18 @@ async def _storage_url(settings: Settings) -> AsyncIterator[str]:
     try:
         yield settings.storage_url(valkey.url if valkey else None)
     finally:
-        if supervisor:
-            supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
         if valkey:
-            await valkey.stop()
+            await valkey.stop()  # this also ends the supervisor: no cancellation to lose
+        if supervisor:
+            await supervisor
 
 
 async def serve(settings: Settings) -> None:
     """Run the broker until a stop signal; the whole life of ``restmq serve``."""
     if settings.acl is not None:
         AclFile(settings.acl)  # a broken ACL file stops the start here, not in each worker
+    _check_addresses(settings, http=True)
+    _raise_open_files_limit()
     async with _storage_url(settings) as url:
         if settings.workers == 1:
             await serve_worker(settings, url)
@@ -77,6 +140,8 @@ async def serve(settings: Settings) -> None:
 
 async def syslogd(settings: Settings) -> None:
     """Run the syslog receiver alone until a stop signal; the whole life of ``restmq syslogd``."""
+    _check_addresses(settings, http=False)
+    _raise_open_files_limit()
     async with _storage_url(settings) as url:
         await serve_syslogd(settings, url, _stop_on_signal())
     log.info("syslog receiver stopped")
@@ -138,7 +203,8 @@ class _Workers:
         for proc in self._procs:
             proc.terminate()  # SIGTERM: the worker drains
         try:
-            await asyncio.wait_for(self._all_gone.wait(), timeout + 5)
+            async with asyncio.timeout(timeout + 5):  # not wait_for: see the module docstring
+                await self._all_gone.wait()
         except TimeoutError:
             for proc in list(self._procs):
                 log.error("worker %s did not stop in time; killing it", proc.pid)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,122 @@ async def test_supervise_returns_when_stopped(tmp_path: Path, make_valkey: Maker
     await valkey.stop()
     await asyncio.wait_for(supervisor, timeout=5)
     assert valkey.pid is None
+
+
+class Records(logging.Handler):
+    """The records of one logger, kept for the test to read."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.logger = logging.getLogger(name)
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def lines(self, level: int = logging.INFO) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= level]
+
+    def matching(self, text: str) -> list[logging.LogRecord]:
+        return [r for r in self.records if text in r.getMessage()]
+
+
+@pytest.fixture
+def records(request: pytest.FixtureRequest) -> Iterator[Records]:
+    handler = Records(f"test.embedded.{request.node.name}")
+    yield handler
+    handler.logger.removeHandler(handler)
+
+
+async def test_a_restart_logs_one_line_per_change_of_state(
+    tmp_path: Path, make_valkey: Maker, records: Records
+) -> None:
+    valkey = make_valkey(tmp_path, logger=records.logger)
+    await valkey.start()
+    first_pid = valkey.pid
+    assert first_pid is not None
+    supervisor = asyncio.create_task(valkey.supervise())
+    records.records.clear()
+    os.kill(first_pid, signal.SIGKILL)
+    await eventually(lambda: any("answers again" in line for line in records.lines()))
+    await valkey.stop()
+    await asyncio.wait_for(supervisor, timeout=5)
+    down, restarted, again, stopped = records.lines()
+    assert f"(pid {first_pid}) is down" in down
+    assert restarted.startswith("embedded valkey restarted")
+    assert "answers again" in again and "1 attempt" in again
+    assert "stopped" in stopped
+
+
+def _fails_after_first_run(tmp_path: Path) -> Path:
+    """A server that is the real Valkey the first time it runs and fails every time after."""
+    script = tmp_path / "flaky-server"
+    ran = tmp_path / "ran-once"
+    script.write_text(
+        f"#!/bin/sh\nif [ -e {ran} ]; then echo 'fatal: broken on purpose' >&2; exit 3; fi\n"
+        f'touch {ran}\nexec {find_binary()} "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+async def test_a_relaunch_that_keeps_failing_logs_one_error_and_stop_ends_it(
+    tmp_path: Path, make_valkey: Maker, records: Records
+) -> None:
+    data = tmp_path / "data"
+    valkey = make_valkey(data, binary=str(_fails_after_first_run(tmp_path)), logger=records.logger)
+    await valkey.start()
+    pid = valkey.pid
+    assert pid is not None
+    supervisor = asyncio.create_task(valkey.supervise())
+    os.kill(pid, signal.SIGKILL)
+    failed = "restarting the embedded valkey failed"
+    await eventually(lambda: len(records.matching(failed)) >= 3)
+    levels = [r.levelno for r in records.matching(failed)[:3]]
+    assert levels == [logging.ERROR, logging.DEBUG, logging.DEBUG]
+    assert sum("embedded valkey restarted" in line for line in records.lines()) == 1
+    started = time.monotonic()
+    await valkey.stop()  # lands in the backoff or in a relaunch: either way it ends promptly
+    await asyncio.wait_for(supervisor, timeout=5)
+    assert time.monotonic() - started < 1.5  # the backoff (up to 2 s) is not waited out
+
+
+async def test_stop_ends_the_supervisor_while_a_restarted_valkey_starts(
+    tmp_path: Path, make_valkey: Maker
+) -> None:
+    valkey = make_valkey(tmp_path)
+    await valkey.start()
+    first_pid = valkey.pid
+    supervisor = asyncio.create_task(valkey.supervise())
+    assert first_pid is not None
+    os.kill(first_pid, signal.SIGKILL)
+    await eventually(lambda: valkey.pid not in (None, first_pid), timeout=10)
+    await valkey.stop()  # the supervisor is most likely still polling PING: no cancel needed
+    await asyncio.wait_for(supervisor, timeout=5)
+    assert valkey.pid is None
+
+
+async def test_a_cancelled_ping_is_never_swallowed(tmp_path: Path, make_valkey: Maker) -> None:
+    """A second instance PINGs the live socket before refusing the directory. Cancelled at
+    every event-loop tick of that PING, it must end cancelled (or have finished before the
+    cancel): on Python 3.11 redis-py's socket_timeout (asyncio.wait_for) used to eat it."""
+    first = make_valkey(tmp_path)
+    await first.start()
+    for ticks in range(60):
+        second = make_valkey(tmp_path)
+        attempt = asyncio.create_task(second.start())
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        requested = attempt.cancel()
+        done, _ = await asyncio.wait([attempt], timeout=5)
+        assert done, f"start() ignored a cancellation after {ticks} ticks"
+        if requested:
+            assert attempt.cancelled(), f"a cancellation after {ticks} ticks was swallowed"
+        else:
+            with pytest.raises(EmbeddedServerError, match="in use"):
+                attempt.result()
 
 
 async def test_stop_is_clean_and_idempotent(tmp_path: Path, make_valkey: Maker) -> None:

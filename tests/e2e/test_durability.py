@@ -121,3 +121,8 @@ async def test_a_dead_valkey_means_503_then_the_broker_restarts_it_and_carries_o
                 assert (await r.json())["value"] == "before"
     finally:
         assert broker.stop() == 0
+    # The supervisor logs one line per change of state, however long Valkey was down.
+    supervisor_lines = [line for line in broker.log_path.read_text().splitlines()
+                        if "restmq.valkey:" in line]  # fmt: skip
+    for state in ("is down", "restarted", "answers again"):
+        assert sum(state in line for line in supervisor_lines) == 1, supervisor_lines
