@@ -29,6 +29,7 @@ from restmq.client.models import (
 from restmq.errors import (
     BadRequest,
     Forbidden,
+    IdempotencyConflict,
     MessageGone,
     MessageTooLarge,
     NotFound,
@@ -116,6 +117,7 @@ ERRORS: dict[int, Callable[[str, str, str], RestMQError]] = {
     404: _not_found,
     409: _conflict,
     413: lambda message, queue, key: MessageTooLarge(message),
+    422: lambda message, queue, key: IdempotencyConflict(queue),
     503: lambda message, queue, key: StorageUnavailable(message),
     504: lambda message, queue, key: OutcomeUnknown(message),
 }

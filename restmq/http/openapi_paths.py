@@ -111,6 +111,12 @@ NOTIFICATION = "Severity: WARNING\nTime: 1700000000\nHost: web1\n\nDisk almost f
 # --- the table --------------------------------------------------------------------------
 
 _QUEUE = ("queue", "callback")
+ONCE = "Idempotency-Key"
+PRODUCE_NOTE = (
+    "With an `Idempotency-Key` header (or `idempotency_key` field), a retry within the dedup "
+    "window adds nothing and answers the first attempt's key(s); the same key with another "
+    "request is a 422."
+)
 STREAM_NOTE = (
     "A stream: the answer's headers come at once and the body never ends by itself (the "
     "client closes it, or the server on shutdown or when the queue is purged)."
@@ -119,15 +125,18 @@ STREAM_NOTE = (
 PRODUCE = [
     Operation(
         "POST", "/", "addToQueueField", "Add a message to the queue named in the body", "produce",
-        {"200": KEY_OR_BATCH}, ("callback",), fields_body("ProduceRootFields", "ProduceRootJSON"),
-        description="`msg` wins over `value`; in a form an empty `value=` counts as missing.",
+        {"200": KEY_OR_BATCH}, ("callback", ONCE),
+        fields_body("ProduceRootFields", "ProduceRootJSON"), (422,),
+        description="`msg` wins over `value`; in a form an empty `value=` counts as missing. "
+        + PRODUCE_NOTE,
     ),
     Operation(
         "POST", "/q/{queue}", "addMessage", "Add a message (or a batch) to a queue", "produce",
-        {"200": KEY_OR_BATCH}, _QUEUE,
+        {"200": KEY_OR_BATCH}, (*_QUEUE, ONCE),
         fields_body("ProduceFields", "ProduceJSON", {"text/plain": TEXT, "*/*": TEXT}),
+        (422,),
         description="A JSON body without `value`, `msg` or `values`, or a body of any other "
-        "content type, is the message itself (stored as the text received).",
+        "content type, is the message itself (stored as the text received). " + PRODUCE_NOTE,
     ),
 ]
 
@@ -204,10 +213,11 @@ PROTOCOL = [
         "POST", "/queue", "runCommand", "Run a JSON-protocol command", "json-protocol",
         {"200": json_answer("The answer; command errors are `{\"error\"}` with 200.",
                             "CommandAnswer")},
-        ("callback",),
+        ("callback", ONCE),
         {**fields_body("CommandFields", "Command", {"text/plain": TEXT}),
          "description": "The command as the form field `body` (or `msg`) or as the raw body."},
-        description="Malformed JSON or no `cmd` is a 400.",
+        description="Malformed JSON or no `cmd` is a 400. The `Idempotency-Key` header applies "
+        "to an `add` without its own `idempotency_key` field.",
     ),
     Operation("GET", "/j/{queue}", "jobPage", "A queue's page", "json-protocol",
               html_answer("The last 10 messages waiting and the queue's counts."), ("queue",)),
@@ -216,8 +226,9 @@ PROTOCOL = [
         {"200": media_answer("A methodResponse: the result or a fault.", {"text/xml": TEXT})},
         body=raw_body("A methodCall: get, set, add, take, len, queues, reserve, ack.",
                       {"text/xml": TEXT}, {"text/xml": XMLRPC_CALL}),
-        description="Faults: 1 empty queue, 2 bad input, 3 no such message, 4 wrong or stale "
-        "receipt, -32601 no such method. A body that is no XML-RPC call is a 400.",
+        description="Faults: 1 empty queue, 2 bad input, 3 no such message, 4 wrong or expired "
+        "receipt (or not leased), -32601 no such method. A body that is no XML-RPC call is a "
+        "400.",
     ),
 ]
 

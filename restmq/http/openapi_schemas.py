@@ -29,6 +29,12 @@ PATH_QUEUE_NAME: Schema = {**QUEUE_NAME, "not": {"enum": [".", ".."]}}
 KEY: Schema = {"type": "string", "pattern": "^.+:[0-9]+$", "description": "`<queue>:<n>`"}
 TEXT: Schema = {"type": "string"}
 STRING_LIST: Schema = {"type": "array", "items": TEXT}
+IDEMPOTENCY_KEY: Schema = {
+    "type": "string",
+    "pattern": "^[!-~]{1,255}$",
+    "description": "1 to 255 visible ASCII characters naming one produce request (a UUID): its "
+    "retries within the dedup window add nothing.",
+}
 CALLBACK: Schema = {
     "type": "string",
     "maxLength": 64,
@@ -179,6 +185,7 @@ _COMMAND_FIELDS: dict[str, Schema] = {
     "key": TEXT,
     "receipt": TEXT,
     "messages": LEASES,
+    "idempotency_key": IDEMPOTENCY_KEY,
     "ttl": TTL,
     "delay": DELAY,
     "count": COUNT,
@@ -210,7 +217,8 @@ _CALLBACK_FIELD = {"callback": CALLBACK}
 SCHEMAS["ProduceFields"] = {
     "type": "object",
     "properties": {"value": TEXT, "msg": {**TEXT, "description": "Wins over `value`."},
-                   "ttl": TTL, "delay": DELAY, **_CALLBACK_FIELD},
+                   "ttl": TTL, "delay": DELAY, "idempotency_key": IDEMPOTENCY_KEY,
+                   **_CALLBACK_FIELD},
 }
 SCHEMAS["ProduceJSON"] = {
     "type": "object",
@@ -303,6 +311,7 @@ PARAMETERS: dict[str, Schema] = {
     "Last-Event-ID": {"name": "Last-Event-ID", "in": "header", "schema": KEY,
                       "description": "Replay the broadcast messages after this key first."},
     "rootQueue": _query("queue", QUEUE_NAME, "Take from this queue; without it, a redirect."),
+    "Idempotency-Key": {"name": "Idempotency-Key", "in": "header", "schema": IDEMPOTENCY_KEY},
     "filename": {"name": "filename", "in": "path", "required": True,
                  "schema": {"type": "string", "pattern": "^[^/]+$"},
                  "examples": {"dashboard": {"value": "index.html"}}},
@@ -353,8 +362,14 @@ ERRORS: dict[int, tuple[str, Schema]] = {
     413: ("TooLarge", _error("The body is larger than --max-body-size, or a message larger "
                              "than --max-message-size.")),
     415: ("UnsupportedMediaType", _error("A Content-Type the route does not accept.")),
-    503: ("Unavailable", _error("Redis is unavailable; retry later.",
+    422: ("IdempotencyConflict", _error("This Idempotency-Key came with another request (other "
+                                        "values, TTL or delay) within the dedup window.")),
+    503: ("Unavailable", _error("Redis is unavailable and nothing changed; retry later.",
                                 **{"Retry-After": {"type": "integer", "minimum": 0}})),
+    504: ("OutcomeUnknown", _error("A write was sent to Redis but its answer never came: it may "
+                                   "or may not have been applied. Retry a produce with the same "
+                                   "Idempotency-Key; a take may have removed a message.",
+                                   **{"Retry-After": {"type": "integer", "minimum": 0}})),
 }
 RESPONSES: dict[str, Schema] = dict(ERRORS.values())
 SECURITY_SCHEMES: dict[str, Schema] = {

@@ -13,6 +13,7 @@ from restmq.errors import (
     BadRequest,
     ClientError,
     Forbidden,
+    IdempotencyConflict,
     InvalidQueueName,
     MessageGone,
     MessageTooLarge,
@@ -97,6 +98,16 @@ def test_reserve_ack_nack_and_extend_manage_leases(client: Client, queue: str) -
     assert client.reserve(queue) is None
     assert client.reserve(queue, count=2, wait=0.2) == []
     assert client.stats(queue).delayed == 1
+
+
+def test_an_add_sent_again_with_its_key_is_stored_once(client: Client, queue: str) -> None:
+    key = client.add(queue, "pay 17", idempotency_key="order-17")
+    assert client.add(queue, "pay 17", idempotency_key="order-17") == key
+    assert client.add(queue, ["a", "b"], idempotency_key="batch-1") == [f"{queue}:2", f"{queue}:3"]
+    assert client.add(queue, ["a", "b"], idempotency_key="batch-1") == [f"{queue}:2", f"{queue}:3"]
+    with pytest.raises(IdempotencyConflict):
+        client.add(queue, "pay 18", idempotency_key="order-17")
+    assert client.stats(queue).len == 3
 
 
 def test_settling_a_message_that_was_never_leased_raises_not_leased(
