@@ -12,12 +12,16 @@ POLICIES: tuple[Policy, ...] = ("broadcast", "roundrobin")
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A message as a consumer sees it: its key, its value and its soft-get count."""
+    """A message as a consumer sees it: its key, its value and its soft-get count; a taken
+    one also carries what undoing the take restores (its TTL end in ms, -1 for none, and
+    its delivery count)."""
 
     queue: str
     key: str
     value: str
     count: int = 0
+    expires_ms: int = -1
+    deliveries: int = 0
 
 
 @dataclass(frozen=True, slots=True)

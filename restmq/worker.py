@@ -22,10 +22,12 @@ from restmq.engine.notify import Subscriber
 from restmq.engine.streams import DeliveryTuning, StreamStore
 from restmq.errors import StorageUnavailable
 from restmq.http.app import build_app
+from restmq.http.connection import Runner
 from restmq.http.context import Context
 from restmq.logs import setup_logging
 
 log = logging.getLogger("restmq.worker")
+CANCEL_GRACE = 1.0  # seconds of shutdown_timeout kept for cancelling requests that overran
 
 
 async def _sweeper(storage: Storage, interval: float) -> None:
@@ -64,6 +66,41 @@ def _hub(settings: Settings, storage: Storage) -> Hub:
     )
 
 
+def _runner(settings: Settings, context: Context) -> Runner:
+    """The HTTP runner: request-head and keep-alive deadlines on every connection, and a
+    graceful budget on shutdown that leaves ``CANCEL_GRACE`` of ``shutdown_timeout`` to cancel
+    what is still running (see ``_drain``)."""
+    return Runner(
+        build_app(context),
+        access_log=log if settings.access_log else None,
+        shutdown_timeout=settings.shutdown_timeout - _cancel_grace(settings.shutdown_timeout),
+        handle_signals=False,
+        handler_cancellation=True,  # a streaming consumer that disconnects is forgotten at once
+        header_timeout=settings.header_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+    )
+
+
+def _cancel_grace(shutdown_timeout: float) -> float:
+    return min(CANCEL_GRACE, shutdown_timeout / 4)
+
+
+async def _drain(site: web.TCPSite, runner: Runner, hub: Hub, deadline: float) -> None:
+    """Stop accepting; answer every long poll (empty) and end every stream at once; let the
+    other requests in flight finish until ``deadline`` (loop time), cancelling them a little
+    before it; then close whatever connection is left."""
+    await site.stop()
+    hub.close()
+    server = runner.server
+    try:
+        async with asyncio.timeout_at(deadline):
+            await runner.cleanup()
+    except TimeoutError:
+        log.warning("stopping: requests still running at the shutdown deadline were cut")
+        for connection in server.connections if server else []:
+            connection.force_close()
+
+
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -88,13 +125,7 @@ async def serve_worker(
     hub = _hub(settings, storage)
     await hub.start()
     context = Context(settings, storage.store, describe_url(url), hub, metrics_dir)
-    runner = web.AppRunner(
-        build_app(context),
-        access_log=log if settings.access_log else None,
-        shutdown_timeout=settings.shutdown_timeout,
-        handle_signals=False,
-        handler_cancellation=True,  # a streaming consumer that disconnects is forgotten at once
-    )
+    runner = _runner(settings, context)
     await runner.setup()
     site = web.TCPSite(runner, settings.listen, settings.port, reuse_port=reuse_port)
     await site.start()
@@ -105,13 +136,14 @@ async def serve_worker(
     log.info("listening on http://%s:%d (%s)", settings.listen, settings.port, context.storage)
     await stop.wait()
     log.info("stopping: draining requests")
+    deadline = asyncio.get_running_loop().time() + settings.shutdown_timeout
+    await _drain(site, runner, hub, deadline)
     if syslog:
-        await syslog.close(settings.shutdown_timeout)
+        await syslog.close(max(0.0, deadline - asyncio.get_running_loop().time()))
     sweeper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sweeper
     await hub.stop()
-    await runner.cleanup()
     await storage.close()
     log.info("stopped")
 

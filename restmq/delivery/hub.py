@@ -40,6 +40,8 @@ from restmq.types import Message, Reserved
 log = logging.getLogger("restmq.delivery")
 SAFETY_SWEEP = 5.0
 SLACK = 16  # outbox room beyond the credits, for broadcasts that raced a join
+SETTLE_ON_STOP = 2.0  # seconds the last settlements may take when the daemon stops
+SHUTTING_DOWN = "server shutting down"
 
 
 def _now_ms() -> int:
@@ -62,6 +64,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._channel_users: Counter[str] = Counter()
         self.polls = LongPolls(self._poll_start, self._poll_stop)
+        self._closing = False
 
     async def start(self) -> None:
         self.subscriber.keep(self._keys.daemon_channel(self.daemon_id))
@@ -70,11 +73,19 @@ class Hub:
             asyncio.create_task(self._heartbeat()),
         ]
 
-    async def stop(self) -> None:
-        """Close every consumer, give back what they hold, stop the background tasks."""
+    def close(self) -> None:
+        """The daemon is stopping: answer every long poll now (empty) and end every stream;
+        a stream that starts from now on ends at once."""
+        self._closing = True
+        self.polls.close()
         for queue in list(self._consumers):
             for consumer in list(self._consumers[queue].values()):
-                consumer.close("server shutting down")
+                consumer.close(SHUTTING_DOWN)
+
+    async def stop(self) -> None:
+        """Close every consumer, give back what they hold, stop the background tasks."""
+        self.close()
+        await self._settle.flush(SETTLE_ON_STOP)
         for task in [*self._tasks, *(p.task for p in self._pumps.values())]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -87,6 +98,8 @@ class Hub:
         """A new live consumer of ``queue`` on this daemon."""
         member = f"{self.daemon_id}/{next(self._numbers)}"
         consumer = Consumer(queue, member, self._streams.tuning.credits + SLACK)
+        if self._closing:
+            consumer.close(SHUTTING_DOWN)
         await self._listen(queue)
         self._consumers[queue][member] = consumer
         self._pump(queue)

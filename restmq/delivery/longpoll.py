@@ -7,19 +7,23 @@ wake-up one hand-out runs per queue: it serves the waiters in arrival order, one
 each, and stops at the first empty answer — a thousand waiters and one message cost two
 Redis calls, not a thousand. A waiter whose time runs out while the hand-out is working for
 it waits for that attempt; a message that finds its waiter gone (client disconnected) is put
-back at the front of the queue.
+back at the front of the queue, exactly as it was taken. When the daemon stops (``close``),
+every waiting request gets its empty answer at once, and new ones do not wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from restmq import deadline
 from restmq.errors import RestMQError
 
 T = TypeVar("T")
@@ -57,23 +61,38 @@ class LongPolls:
         self._waiters: dict[str, deque[_Waiter[object]]] = {}
         self._handing_out: set[str] = set()
         self._again: set[str] = set()
+        self._closed = False
 
     def queues(self) -> list[str]:
         return list(self._waiters)
+
+    def close(self) -> None:
+        """The daemon is stopping: every waiting request is answered now, empty (an attempt in
+        progress still decides for its own), and later requests do not wait."""
+        self._closed = True
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if waiter.state is _State.WAITING:
+                    waiter.state = _State.DONE
+                    waiter.future.set_result([])
 
     async def wait(
         self, queue: str, attempt: Attempt[T], give_back: GiveBack[T], timeout: float
     ) -> list[T]:
         """``attempt`` now; if empty, again on every wake-up until ``timeout`` seconds pass."""
         found = await attempt()
-        if found or timeout <= 0:
+        if found or timeout <= 0 or self._closed:
             return found
         waiter: _Waiter[T] = _Waiter(attempt, give_back)
+        started = time.monotonic()
         try:
             await self._add(queue, waiter)  # type: ignore[arg-type]
             self.wake(queue)  # a message may have come before the subscription
             return await self._outcome(waiter, timeout)
         finally:
+            # The wait is the request's own time, not its storage's: the calls after it (the
+            # unsubscription) get the request's full deadline again.
+            deadline.extend(time.monotonic() - started)
             # Gone, however it ended (even cancelled while subscribing, or while the attempt
             # in progress decides): an attempt still running gives its result back.
             waiter.state = _State.DONE
@@ -119,7 +138,10 @@ class LongPolls:
             self._again.add(queue)
             return
         self._handing_out.add(queue)
-        asyncio.get_running_loop().create_task(self._hand_out(queue))
+        # A context of its own: the hand-out serves every waiter of the queue, so it must not
+        # run under the deadline of the request that happened to wake it.
+        hand_out = self._hand_out(queue)
+        asyncio.get_running_loop().create_task(hand_out, context=contextvars.Context())
 
     async def _hand_out(self, queue: str) -> None:
         try:
@@ -149,7 +171,7 @@ class LongPolls:
             if found:
                 await waiter.give_back(found)
             return bool(found)
-        if found or waiter.expired:
+        if found or waiter.expired or self._closed:
             waiter.state = _State.DONE
             waiter.future.set_result(found)
             return bool(found)

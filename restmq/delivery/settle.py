@@ -50,6 +50,13 @@ class Settlements:
         self._pending[queue].released[member].append(msg_id)
         self._schedule()
 
+    async def flush(self, timeout: float) -> None:
+        """Send what is pending now and wait (up to ``timeout`` seconds) for every send."""
+        if self._scheduled:
+            self._flush()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+
     def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True

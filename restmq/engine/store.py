@@ -110,7 +110,7 @@ class QueueStore:
 
     async def take(self, queue: str, count: int = 1) -> list[Message]:
         """Remove and return up to ``count`` oldest messages."""
-        taken = _messages(queue, await self.run(ScriptName.TAKE, queue, count))
+        taken = _taken(queue, await self.run(ScriptName.TAKE, queue, count))
         metrics.messages_out(queue, "take", len(taken))
         return taken
 
@@ -249,12 +249,17 @@ class QueueStore:
         return int(deadline)
 
     async def put_back(self, queue: str, messages: Sequence[Message]) -> None:
-        """Return taken messages to the front of the queue, oldest first."""
-        args: list[str] = []
-        for message in messages:
-            args += [str(self._id(queue, message.key)), message.value]
-        if args:
-            await self.run(ScriptName.PUTBACK, queue, *args)
+        """Undo a take: return the messages ``take`` gave (oldest first) to the front of the
+        queue exactly as they were: key, value, soft-get count, delivery count, TTL end. One
+        whose TTL ended meanwhile has expired and is not put back."""
+        args: list[str | int] = []
+        for m in messages:
+            args += [self._id(queue, m.key), m.value, m.count, m.expires_ms, m.deliveries]
+        if not args:
+            return
+        _, earliest = await self.run(ScriptName.PUTBACK, queue, *args)
+        if int(earliest) >= 0:
+            await self.set_timer(queue, int(earliest))
 
     async def max_deliveries(self, queue: str) -> int:
         raw = await self._p.call("HGET", self._keys.queue_key(queue, "meta"), "max_deliveries")
@@ -399,6 +404,15 @@ def _status(raw: str | None) -> Status:
 
 def _policy(raw: str | None) -> Policy:
     return "roundrobin" if raw == "roundrobin" else "broadcast"
+
+
+def _taken(queue: str, flat: list[Any]) -> list[Message]:
+    """take.lua's answer: five fields per message (see the script's header)."""
+    return [
+        Message(queue, message_key(queue, flat[i]), flat[i + 1], int(flat[i + 2]),
+                int(float(flat[i + 3])), int(flat[i + 4]))
+        for i in range(0, len(flat), 5)
+    ]
 
 
 def _messages(queue: str, flat: list[Any]) -> list[Message]:

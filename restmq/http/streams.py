@@ -1,10 +1,16 @@
 """Streaming consumers (SPEC §3.4): ``/c/<queue>`` comet, ``/sse/<queue>``, ``/ws/<queue>``.
 
-Each route joins the daemon's delivery hub and then runs the same writer loop with its own
-framing. Back-pressure: a consumer holds at most its credits (64 messages by default) in
-its outbox; a write that does not finish within ``STALL_TIMEOUT`` seconds closes the
-consumer. Whatever a closed consumer was never sent of a roundrobin queue goes back to the
-front of the queue.
+Each route joins the daemon's delivery hub and runs a ``_Stream`` with its own framing.
+
+Back-pressure and deadlines (SPEC §9): a consumer holds at most its credits (64 messages by
+default) in its outbox. Each write to the client must finish within ``write_timeout``, and a
+roundrobin delivery counts as delivered (its lease settled, its credit given back) only once
+its bytes have left this machine (``restmq.http.wire``), which must happen within
+``write_timeout`` too. A client that misses either deadline has stalled: its connection is
+aborted (a reset: it sees the end at once, and no megabytes stay queued for it), and every
+roundrobin message that was not sent to it goes back to the front of the queue. A stream that
+ends for another reason (the client left, the queue was deleted, the daemon stops) is closed
+in order, within the same deadline.
 """
 
 from __future__ import annotations
@@ -12,59 +18,181 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from restmq.delivery.consumer import Consumer, Delivery
-from restmq.delivery.hub import Hub
+from restmq.delivery.hub import SHUTTING_DOWN
+from restmq.delivery.inflight import InFlight
 from restmq.errors import BadRequest, RestMQError
 from restmq.http import commands
 from restmq.http.access import check_command
 from restmq.http.context import ctx
 from restmq.http.params import read_params
 from restmq.http.render import CALLBACK
+from restmq.http.wire import Wire
 from restmq.keys import parse_message_key
 from restmq.protocol import framing
 from restmq.protocol.names import check_queue
 
-STALL_TIMEOUT = 10.0
+log = logging.getLogger("restmq.delivery")
 WS_CLOSE_TIMEOUT = 2.0  # how long a closing handshake waits for the client's answer
+RECHECK_FIRST = 0.005  # seconds before looking again whether in-flight bytes left ...
+RECHECK_MAX = 0.25  # ... doubling while they do not (the kernel tells no one when they do)
 Write = Callable[[Delivery], Awaitable[None]]
-Beat = Callable[[], Awaitable[None]]
+Step = Callable[[], Awaitable[None]]
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_GONE = (ConnectionError, TimeoutError, RuntimeError)
+_GONE = (ConnectionError, RuntimeError)
+T = TypeVar("T")
 
 
-async def _serve(
-    hub: Hub, consumer: Consumer, write: Write, beat: Beat | None, every: float | None
-) -> None:
-    """Write deliveries until the consumer closes; settle each one that was written."""
-    while True:
-        delivery = await consumer.next(timeout=every)
-        if delivery is None:
-            if consumer.closed.is_set():
-                return
-            if beat is not None:
-                async with asyncio.timeout(STALL_TIMEOUT):
-                    await beat()
-            continue
+class _Stalled(Exception):
+    """Raised when a delivery written to a client has not left this machine in time."""
+
+
+async def _within(seconds: float, write: Awaitable[T]) -> T:
+    async with asyncio.timeout(seconds):  # no task per write, unlike wait_for
+        return await write
+
+
+class _Stream:
+    """The writer of one streaming consumer: deliveries out, heartbeats when idle, deadlines."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        consumer: Consumer,
+        write: Write,
+        beat: Step | None = None,
+        every: float | None = None,
+    ) -> None:
+        context = ctx(request)
+        self._hub = context.hub
+        self._consumer = consumer
+        self._write = write
+        self._beat = beat
+        self._every = every if beat is not None else None
+        self.deadline = context.settings.write_timeout
+        self._wire = Wire(request.transport)
+        self._inflight = InFlight()
+        self._recheck = RECHECK_FIRST
+        self._last_write = time.monotonic()
+
+    async def serve(self, start: Step, close: Step) -> None:
+        """``start`` the stream, write deliveries until the consumer closes, then ``close``
+        it in order. The consumer is forgotten before the close, which may wait for the
+        client. A connection that ends otherwise has handed over what it was sent (at most
+        once, as any write)."""
         try:
-            async with asyncio.timeout(STALL_TIMEOUT):  # no task per write, unlike wait_for
-                await write(delivery)
+            if await self._run(start):
+                await self._end(close)
+        finally:
+            self._settled(self._inflight.drain())
+
+    async def _run(self, start: Step) -> bool:
+        """True when the consumer closed and the stream may end in order."""
+        try:
+            await start()
+            await self._deliver_all()
+            return True
+        except (TimeoutError, _Stalled):
+            self._abort()
+        except _GONE:
+            pass
+        finally:
+            await asyncio.shield(self._hub.leave(self._consumer))
+        return False
+
+    async def _end(self, close: Step) -> None:
+        try:
+            async with asyncio.timeout(self.deadline):
+                await close()
+                await self._until_sent()
+        except (TimeoutError, _Stalled):
+            self._abort()
+        except _GONE:
+            pass
+
+    async def _deliver_all(self) -> None:
+        while True:
+            delivery = await self._consumer.next(timeout=self._idle_timeout())
+            self._confirm()
+            if delivery is not None:
+                await self._deliver(delivery)
+            elif self._consumer.closed.is_set():
+                return
+            elif self._beat is not None and self._beat_due():
+                await _within(self.deadline, self._beat())
+                self._last_write = time.monotonic()
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        try:
+            await _within(self.deadline, self._write(delivery))
         except BaseException:
-            hub.unwritten(consumer, delivery)
+            self._hub.unwritten(self._consumer, delivery)
             raise
-        hub.written(consumer, delivery)
+        self._last_write = time.monotonic()
+        counts = self._wire.counts() if delivery.leased else None
+        if counts is None:
+            self._hub.written(self._consumer, delivery)
+            return
+        self._inflight.add(delivery, counts.handed, self._last_write)
+        self._settled(self._inflight.sent(counts.sent))
 
+    def _confirm(self) -> None:
+        """Settle the in-flight deliveries that have left; raise _Stalled when the oldest
+        one has been waiting longer than the write deadline."""
+        if not len(self._inflight):
+            return
+        counts = self._wire.counts()
+        if counts is None:  # the connection is gone: what it was given was handed over
+            self._settled(self._inflight.drain())
+            return
+        sent = self._inflight.sent(counts.sent)
+        self._settled(sent)
+        self._recheck = RECHECK_FIRST if sent else min(2 * self._recheck, RECHECK_MAX)
+        oldest = self._inflight.oldest()
+        if oldest is not None and time.monotonic() - oldest > self.deadline:
+            raise _Stalled
 
-async def _run(hub: Hub, consumer: Consumer, serve: Awaitable[None]) -> None:
-    try:
-        await serve
-    except _GONE:
-        consumer.close("connection lost")
-    finally:
-        await asyncio.shield(hub.leave(consumer))
+    async def _until_sent(self) -> None:
+        while len(self._inflight):
+            self._confirm()
+            if len(self._inflight):
+                await asyncio.sleep(self._recheck)
+
+    def _idle_timeout(self) -> float | None:
+        waits = [self._recheck] if len(self._inflight) else []
+        if self._every is not None:
+            waits.append(max(0.0, self._last_write + self._every - time.monotonic()))
+        return min(waits) if waits else None
+
+    def _beat_due(self) -> bool:
+        return self._every is not None and time.monotonic() >= self._last_write + self._every
+
+    def _settled(self, deliveries: Iterable[Delivery]) -> None:
+        for delivery in deliveries:
+            self._hub.written(self._consumer, delivery)
+
+    def _abort(self) -> None:
+        """The client stalled: settle what left, give back what did not, reset the
+        connection (in this order, with no await between: the counts stay true)."""
+        counts = self._wire.counts()
+        if counts is not None:
+            self._settled(self._inflight.sent(counts.sent))
+        returned = self._inflight.drain()
+        for delivery in returned:
+            self._hub.unwritten(self._consumer, delivery)
+        self._wire.abort()
+        self._consumer.close("stalled")
+        log.info(
+            "aborted a stalled consumer of %r (no progress within the %.1f s write deadline); "
+            "%d in-flight messages given back", self._consumer.queue, self.deadline, len(returned),
+        )
 
 
 def _stream_response(content_type: str) -> web.StreamResponse:
@@ -81,8 +209,7 @@ async def comet(request: web.Request) -> web.StreamResponse:
     params = await read_params(request)
     every = params.seconds("heartbeat") or None
     callback = request.get(CALLBACK)
-    hub = ctx(request).hub
-    consumer = await hub.join(queue)
+    consumer = await ctx(request).hub.join(queue)
     response = _stream_response("text/plain")
 
     async def write(d: Delivery) -> None:
@@ -91,11 +218,10 @@ async def comet(request: web.Request) -> web.StreamResponse:
     async def beat() -> None:
         await response.write(framing.COMET_HEARTBEAT)
 
-    async def serve() -> None:
+    async def start() -> None:
         await response.prepare(request)
-        await _serve(hub, consumer, write, beat, every)
 
-    await _run(hub, consumer, serve())
+    await _Stream(request, consumer, write, beat, every).serve(start, response.write_eof)
     return response
 
 
@@ -127,16 +253,18 @@ async def sse(request: web.Request) -> web.StreamResponse:
     async def beat() -> None:
         await response.write(framing.SSE_HEARTBEAT)
 
-    async def serve() -> None:
+    stream = _Stream(request, consumer, write, beat, context.settings.heartbeat)
+
+    async def start() -> None:
         nonlocal replayed
         await response.prepare(request)
         if after is not None:
             for msg_id, value in await hub.history(queue, after):
-                await response.write(framing.sse_event(f"{queue}:{msg_id}", value))
+                event = framing.sse_event(f"{queue}:{msg_id}", value)
+                await _within(stream.deadline, response.write(event))
                 replayed = int(msg_id)
-        await _serve(hub, consumer, write, beat, context.settings.heartbeat)
 
-    await _run(hub, consumer, serve())
+    await stream.serve(start, response.write_eof)
     return response
 
 
@@ -149,6 +277,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise BadRequest("expected a WebSocket upgrade request")
     consumer = await hub.join(queue)
     lock = asyncio.Lock()
+    readers: list[asyncio.Task[None]] = []
 
     async def send(text: str) -> None:
         async with lock:
@@ -157,21 +286,27 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     async def write(d: Delivery) -> None:
         await send(framing.ws_text(d.key, d.value))
 
-    async def serve() -> None:
+    async def start() -> None:
         await ws.prepare(request)
-        reader = asyncio.create_task(_ws_reader(request, ws, consumer, send))
-        try:
-            await _serve(hub, consumer, write, None, None)
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            # Forgotten before the closing handshake, which may wait for the client.
-            await asyncio.shield(hub.leave(consumer))
-            await ws.close()
+        readers.append(asyncio.create_task(_ws_reader(request, ws, consumer, send)))
 
-    await _run(hub, consumer, serve())
+    async def close() -> None:
+        await _cancel(readers)
+        going_away = consumer.close_reason == SHUTTING_DOWN
+        await ws.close(code=WSCloseCode.GOING_AWAY if going_away else WSCloseCode.OK)
+
+    try:
+        await _Stream(request, consumer, write).serve(start, close)
+    finally:
+        await _cancel(readers)
     return ws
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _ws_reader(

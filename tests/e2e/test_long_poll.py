@@ -11,15 +11,19 @@ import resource
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from restmq.engine.connection import open_storage
+from restmq.engine.scripts import ScriptName, load_scripts
 from restmq.keys import Keys
 from tests.conftest import Backend
-from tests.helpers.broker import Broker
+from tests.helpers.broker import Broker, make_broker
 from tests.helpers.keyspace import assert_no_orphans
 from tests.helpers.wait import async_wait_until
 from tests.http_support import BACKENDS, Served, serve_module
@@ -216,3 +220,124 @@ async def test_a_thousand_long_pollers_share_a_thousand_messages_one_each(
     assert [k for k, n in received.items() if n > 1] == []
     assert left_in_queue == 204
     await assert_no_orphans(raw_redis, backend.prefix)
+
+
+class HoldingProxy:
+    """A TCP proxy between the broker and Redis that can hold what the broker sends (its
+    commands) while letting Redis's answers and pub/sub messages through."""
+
+    def __init__(self, upstream_url: str) -> None:
+        self._upstream = urlparse(upstream_url)
+        self._open = asyncio.Event()
+        self._open.set()
+        self.held = bytearray()  # what the broker sent while held
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._upstream.scheme == "unix":
+            return await asyncio.open_unix_connection(self._upstream.path)
+        return await asyncio.open_connection(self._upstream.hostname, self._upstream.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await self._connect()
+        pumps = [
+            asyncio.create_task(self._pump(reader, up_writer, holding=True)),
+            asyncio.create_task(self._pump(up_reader, writer, holding=False)),
+        ]
+        self._tasks.update(pumps)
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for task in pumps:
+            task.cancel()
+        for w in (writer, up_writer):
+            w.close()
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, holding: bool
+    ) -> None:
+        while data := await reader.read(65536):
+            if holding and not self._open.is_set():
+                self.held += data
+                await self._open.wait()
+            writer.write(data)
+            await writer.drain()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _message_state(raw_redis: Redis, prefix: str, queue: str, msg_id: str) -> Any:
+    keys = Keys(prefix)
+    return (
+        await raw_redis.lrange(keys.queue_key(queue, "ready"), 0, -1),
+        await raw_redis.hget(keys.queue_key(queue, "vals"), msg_id),
+        await raw_redis.hget(keys.queue_key(queue, "refs"), msg_id),
+        await raw_redis.hget(keys.queue_key(queue, "deliv"), msg_id),
+        await raw_redis.zscore(keys.queue_key(queue, "exp"), msg_id),
+    )
+
+
+async def test_a_message_taken_for_a_long_poll_whose_client_left_goes_back_exactly_as_it_was(
+    tmp_path: Path, backend: Backend, raw_redis: Redis
+) -> None:
+    """The client leaves while the broker's take for it is on its way to Redis: the message
+    goes back with its key, value, TTL end, soft-get count and delivery count."""
+    proxy = HoldingProxy(backend.url)
+    port = await proxy.start()
+    broker = make_broker(tmp_path, f"redis://127.0.0.1:{port}/0", backend.prefix)
+    await asyncio.to_thread(broker.start)  # the proxy runs on this event loop meanwhile
+
+    async def healthy() -> bool:  # its pub/sub link is up too, not only its HTTP side
+        async with aiohttp.ClientSession() as session, session.get(f"{broker.url}/healthz") as r:
+            return r.status == 200
+
+    await async_wait_until(healthy, 10, "the broker is healthy")
+    storage = open_storage(backend.url, backend.prefix, 4)
+    try:
+        store = storage.store
+        (key,) = await store.add("pb", ["v"], ttl=120)
+        await store.get("pb")
+        await store.get("pb")
+        (lease,) = await store.reserve("pb", 1, 60)  # leased: the queue looks empty
+        reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+        writer.write(b"GET /q/pb?wait=30 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await _waiting(raw_redis, backend, "pb")
+
+        proxy.hold()
+        await store.nack("pb", lease.key, lease.receipt)  # back in the queue: the broker wakes
+        take = load_scripts()[ScriptName.TAKE].sha.encode()
+        await async_wait_until(lambda: take in proxy.held, 10, "the broker's take is sent")
+        before = await _message_state(raw_redis, backend.prefix, "pb", "1")
+        writer.write_eof()  # the client leaves; the broker forgets its request ...
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # ... and closes its side
+        proxy.release()  # ... then the take runs
+
+        async def back() -> bool:
+            return await _message_state(raw_redis, backend.prefix, "pb", "1") == before
+
+        await async_wait_until(back, 10, "the message is back as it was")
+        assert before[1:] == ("v", "2", "1", before[4]) and before[4]
+        async with aiohttp.ClientSession() as session, session.get(f"{broker.url}/q/pb") as r:
+            assert await r.json() == {"key": key, "value": "v", "count": 2}
+        writer.close()
+    finally:
+        proxy.release()
+        await asyncio.to_thread(broker.stop)
+        await storage.close()
+        await proxy.close()
+    await assert_no_orphans(raw_redis, backend.prefix)
+
