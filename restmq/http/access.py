@@ -6,6 +6,11 @@ access key) and where the queue's name comes from. ``POST /queue`` and ``POST /x
 their body to find the command, hence the section or right. A route missing from the table
 needs the ``admin`` section and right (fail closed); public routes map to None.
 
+The queue checked is the queue served (STYLE habit 15): each place a queue's name comes from
+is read here through the very function its handler uses, and those parse the request once and
+keep the result on it: ``path_queue`` (the path), ``read_params`` (query and body, the body
+winning), ``read_command`` (a JSON command) and ``read_call`` (an XML-RPC call).
+
 For each request the middleware takes the current rules (the ACL file is re-read at most once
 per second when its size or mtime changed; a broken new file keeps the old rules), the client's
 credentials (``Authorization: Basic`` or ``Bearer``; on the WebSocket and SSE routes, which
@@ -20,21 +25,23 @@ from __future__ import annotations
 import logging
 import os
 import time
-import xmlrpc.client
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from restmq.engine.accesskeys import AccessKeyStore
 from restmq.errors import ConfigError, Forbidden, RestMQError, Unauthorized
-from restmq.http.params import parse_json, query_fields, read_body, read_params
-from restmq.http.routing import route_template
+from restmq.http.commands import Command
+from restmq.http.jsonproto import read_command
+from restmq.http.params import read_params
+from restmq.http.routing import path_queue, route_template
+from restmq.http.xmlrpc import read_call
 from restmq.protocol import acl
 from restmq.protocol.acl import (
     ADMIN,
+    ADMIN_USE,
     COMET,
     CONSUMER,
     PRODUCER,
@@ -58,11 +65,13 @@ COOKIE_SECTIONS = frozenset({WEBSOCKET, SSE})
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a request needs: an ACL section, a right, and its queue (None: every queue)."""
+    """What a request needs: an ACL section, a right, and its queue (None: every queue);
+    ``admin_use`` says what the admin right is needed for, in a refusal's message."""
 
     section: str
     right: Right
     queue: QueueOf
+    admin_use: str = ADMIN_USE
 
 
 Resolve = Callable[[web.Request], Awaitable[Target]]
@@ -72,14 +81,11 @@ Resolve = Callable[[web.Request], Awaitable[Target]]
 
 
 async def _from_path(request: web.Request) -> str | None:
-    return request.match_info.get("queue")
-
-
-async def _from_query(request: web.Request) -> str | None:
-    return query_fields(request).get("queue")
+    return path_queue(request)
 
 
 async def _from_params(request: web.Request) -> str | None:
+    """``queue`` as ``GET /`` and ``POST /`` read it: from the query or the body (body wins)."""
     return (await read_params(request)).text("queue")
 
 
@@ -103,7 +109,6 @@ def _fixed(section: str, right: Right, queue: QueueOf = _every_queue) -> Resolve
     return resolve
 
 
-STRICTEST = Target(PRODUCER, "admin", _every_queue)
 
 
 # --- commands in a body: POST /queue and POST /xmlrpc ---------------------------------------
@@ -131,26 +136,30 @@ XMLRPC_METHODS: dict[str, Right] = {
 }
 
 
+def _strictest(section: str, admin_use: str) -> Target:
+    return Target(section, "admin", _every_queue, admin_use)
+
+
 async def _json_command(request: web.Request) -> Target:
     """The command's section and right; what cannot be read needs everything (fail closed)."""
     try:
-        command = await _read_command(request)
+        command = await read_command(request)
     except RestMQError:
-        return STRICTEST
+        return _strictest(PRODUCER, "send a command that cannot be read")
     return command_target(command)
 
 
-def command_target(command: Any) -> Target:
+def command_target(command: Command) -> Target:
     """The section and right a JSON-protocol command needs (unknown: everything)."""
-    cmd = command.get("cmd") if isinstance(command, dict) else None
-    known = COMMANDS.get(cmd) if isinstance(cmd, str) else None
+    cmd = command["cmd"]
+    known = COMMANDS.get(cmd)
     if known is None:
-        return STRICTEST
+        return _strictest(PRODUCER, f"run the unknown command {cmd!r}")
     queue = command.get("queue")
     return Target(*known, _named(queue) if isinstance(queue, str) else _every_queue)
 
 
-async def check_command(request: web.Request, command: Any) -> None:
+async def check_command(request: web.Request, command: Command) -> None:
     """Check a command that arrived inside a stream (a WebSocket frame) like ``POST /queue``
     would: its own section and right, with the handshake's credentials (the ``auth`` cookie
     counts only for the WebSocket section itself, so a cross-site page cannot use a
@@ -158,27 +167,17 @@ async def check_command(request: web.Request, command: Any) -> None:
     await request.app[ACCESS_CONTROL].check(request, command_target(command))
 
 
-async def _read_command(request: web.Request) -> Any:
-    """The command object exactly where ``POST /queue`` finds it (form field, else body)."""
-    params = await read_params(request)
-    text = params.text("body", "msg")
-    if text is not None:
-        return parse_json(text)
-    if params.json_body is not None:
-        return params.json_body
-    return parse_json(params.raw or "")
-
-
 async def _xmlrpc_call(request: web.Request) -> Target:
     """Section ``xmlrpc``; the right from the method, the queue from its first argument."""
     try:
-        args, method = xmlrpc.client.loads(await read_body(request), use_builtin_types=True)
-    except Exception:  # any parse failure: the strictest need; the handler answers the fault
-        return Target(XMLRPC, "admin", _every_queue)
-    right = XMLRPC_METHODS.get(method or "")
+        call = await read_call(request)
+    except RestMQError:  # malformed: the strictest need; the handler answers the 400
+        return _strictest(XMLRPC, "send a malformed XML-RPC call")
+    right = XMLRPC_METHODS.get(call.method)
     if right is None:
-        return Target(XMLRPC, "admin", _every_queue)
-    queue = args[0] if args and isinstance(args[0], str) and method != "queues" else None
+        return _strictest(XMLRPC, f"call the unknown XML-RPC method {call.method!r}")
+    args = call.params
+    queue = args[0] if args and isinstance(args[0], str) and call.method != "queues" else None
     return Target(XMLRPC, right, _every_queue if queue is None else _named(queue))
 
 
@@ -189,7 +188,7 @@ _ADMIN = _fixed(ADMIN, "admin", _from_path)
 _RESERVE = _fixed(RESERVE, "read", _from_path)
 
 ACCESS: dict[tuple[str, str], Resolve | None] = {
-    ("GET", "/"): _fixed(CONSUMER, "read", _from_query),
+    ("GET", "/"): _fixed(CONSUMER, "read", _from_params),
     ("POST", "/"): _fixed(PRODUCER, "write", _from_params),
     ("GET", "/q"): _fixed(CONSUMER, "read"),
     ("GET", "/q/"): _fixed(CONSUMER, "read"),
@@ -336,6 +335,7 @@ class AccessControl:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path_queue(request)  # a path naming a queue in escapes that are not UTF-8: 400
         if self._open_to(request):
             return await handler(request)
         route = route_of(request)
@@ -356,8 +356,8 @@ class AccessControl:
         rules, ip = self.rules.section(target.section), request.remote or ""
         verdict = acl.judge_address(rules, ip)  # before any lookup or body read
         if verdict.allowed:
-            key = await self._key_state(request, presented.token, target)
-            verdict = acl.decide(rules, ip, presented, key)
+            key, refusal = await self._key_state(request, presented.token, target)
+            verdict = acl.decide(rules, ip, presented, key, refusal)
         if verdict.allowed:
             return
         log.debug("refused %s %s from %s: %s", request.method, request.path, request.remote,
@@ -366,20 +366,43 @@ class AccessControl:
             raise Unauthorized(verdict.reason, verdict.challenge or acl.BASIC_CHALLENGE)
         raise Forbidden(verdict.reason)
 
-    async def _key_state(self, request: web.Request, token: str | None, target: Target) -> KeyState:
+    async def permits(self, request: web.Request, method: str, template: str) -> bool:
+        """Whether this request's client may use another route (e.g. ``GET /stats``)."""
+        if self._open_to(request):
+            return True
+        resolve = ACCESS.get((method, template), UNLISTED)
+        if resolve is None:
+            return True
+        try:
+            await self.check(request, await resolve(request))
+        except (Unauthorized, Forbidden):
+            return False
+        return True
+
+    async def _key_state(
+        self, request: web.Request, token: str | None, target: Target
+    ) -> tuple[KeyState, str | None]:
+        """What a presented key may do here, and why not when it may not."""
         if token is None:
-            return "none"
+            return "none", None
         found = await self._keys.lookup(token)
         if found is None:
-            return "unknown"
+            return "unknown", None
         queue = await target.queue(request)
         exists = False
         if found.rights.needs_existence(target.right, queue) and queue is not None:
             exists = await self._keys.queue_exists(queue)
-        return "granted" if found.rights.may(target.right, queue, exists) else "lacking"
+        refusal = found.rights.refusal(target.right, queue, exists, target.admin_use)
+        return ("lacking", refusal) if refusal else ("granted", None)
 
 
 ACCESS_CONTROL = web.AppKey("restmq_access", AccessControl)
+
+
+async def permits(request: web.Request, method: str, template: str) -> bool:
+    """Whether the client of ``request`` may use the route ``method template``: what a
+    public route shows only to those the ACL lets see it (``/healthz``'s storage address)."""
+    return await request.app[ACCESS_CONTROL].permits(request, method, template)
 
 
 def credentials(request: web.Request, section: str) -> Presented:

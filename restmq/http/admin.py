@@ -109,9 +109,16 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process answers and Redis answers a PING (503 otherwise)."""
+    """The process answers and Redis answers a PING (503 otherwise). The storage address is
+    shown only to a client the ACL lets see ``/stats``, which shows it too."""
+    from restmq.http.access import permits  # TODO(issue 9): move up with the module imports
+
     context = ctx(request)
     await context.store.ping()
     if not context.hub.subscriber.connected:
         raise StorageUnavailable("the pub/sub link is down")
-    return reply(request, {"status": "ok", "redis": context.storage, "pubsub": "up"})
+    body = {"status": "ok"}
+    if await permits(request, "GET", "/stats"):
+        body["redis"] = context.storage
+    body["pubsub"] = "up"
+    return reply(request, body)

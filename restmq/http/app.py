@@ -15,6 +15,7 @@ from restmq.http import (
     pages,
     produce,
     reliable,
+    render,
     streams,
     xmlrpc,
 )
@@ -81,6 +82,7 @@ def build_app(context: Context) -> web.Application:
     app[CTX] = context
     access.install(app)
     app.add_routes(ROUTES)
+    app.on_response_prepare.append(render.nosniff)
     metrics.install(app)
     dashboard.install(app)
     if context.settings.collectd:

@@ -2,6 +2,10 @@
 
 Input is decoded strictly: invalid UTF-8, malformed forms and malformed JSON are 400s, an
 oversized body is a 413, and nothing is done for such a request.
+
+A request is parsed once (STYLE habit 15): ``read_params`` keeps its result on the request, so
+the access check (``restmq.http.access``) and the handler read the very same fields. A field
+sent both in the query and in the body takes the body's value, for both of them.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ class Params:
         return checks.count(self.fields.get(name), name)
 
 
+PARAMS = web.RequestKey("restmq_params", Params)
+
+
 def query_fields(request: web.Request) -> dict[str, str]:
     """The query string, decoded strictly as UTF-8."""
     return _parse_form(request.rel_url.raw_query_string, "query string")
@@ -96,7 +103,15 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def read_params(request: web.Request) -> Params:
-    """Query fields merged with the body's fields (the body wins on a clash)."""
+    """Query fields merged with the body's fields (the body wins on a clash), parsed on the
+    first call and the same object on every later call for the request."""
+    params = request.get(PARAMS)
+    if params is None:
+        params = request[PARAMS] = await _parse_params(request)
+    return params
+
+
+async def _parse_params(request: web.Request) -> Params:
     params = Params(fields=query_fields(request))
     if request.body_exists:
         await _read_body_into(request, params)

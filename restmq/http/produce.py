@@ -34,6 +34,8 @@ async def _add(
     ttl, delay = params.seconds("ttl"), params.seconds("delay")
     once = idempotency_key(request.headers.get(HEADER), params.fields.get(FIELD))
     if "values" in params.fields:  # a batch: JSON {"values": [...]}
+        if "value" in params.fields or "msg" in params.fields:
+            raise BadRequest("send either 'values' (a batch) or 'value'/'msg', not both")
         values = commands.batch_values(context, params.fields["values"])
         keys = await context.store.add(
             queue, values, ttl=ttl, delay=delay, idempotency_key=once

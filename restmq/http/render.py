@@ -68,3 +68,10 @@ def error(status: int, message: str, headers: Mapping[str, str] | None = None) -
 
 def html(body: str, status: int = 200) -> web.Response:
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+async def nosniff(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every response says its Content-Type is what it is, so a
+    browser never guesses HTML or script from a message's value (a JSON answer, a comet
+    stream or a raw text key included)."""
+    response.headers["X-Content-Type-Options"] = "nosniff"

@@ -1,9 +1,11 @@
 """XML-RPC at ``/xmlrpc`` (SPEC §3.6, §4): ``get``, ``set`` (the original's two), ``add``,
 ``take``, ``len``, ``queues``, ``reserve``, ``ack``.
 
-Requests are parsed and answers built with the standard library's ``xmlrpc.client`` (pure
-functions). A method error is an XML-RPC fault with a clear message; a body that is not an
-XML-RPC call at all is a 400 with a JSON error, like any other bad input.
+Requests are parsed by ``restmq.protocol.xmlrpc`` (strictly, and once per request: the access
+check reads the same call) and answers built with the standard library's ``xmlrpc.client``.
+A body that is not a well-formed XML-RPC method call is a 400 with a JSON error, like any other
+bad input; a well-formed call that cannot be run (no such method, wrong arguments, bad
+values, an empty queue) is an XML-RPC fault with a clear message.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import inspect
 import xmlrpc.client
 from collections.abc import Awaitable, Callable
 from typing import Any
-from xml.parsers.expat import ExpatError
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from restmq.http.context import Context, ctx
 from restmq.http.params import read_body
 from restmq.protocol import fields as checks
 from restmq.protocol.names import check_queue
+from restmq.protocol.xmlrpc import Call, parse_call
 
 Method = Callable[..., Awaitable[Any]]
 FAULT_EMPTY, FAULT_BAD_INPUT, FAULT_GONE, FAULT_STALE, FAULT_NO_METHOD = 1, 2, 3, 4, -32601
@@ -123,13 +125,18 @@ async def _call(context: Context, name: str, params: tuple[Any, ...]) -> web.Res
     return _response(xmlrpc.client.dumps((result,), methodresponse=True, allow_none=True))
 
 
+CALL = web.RequestKey("restmq_xmlrpc_call", Call)
+
+
+async def read_call(request: web.Request) -> Call:
+    """The method call in the request's body, parsed once per request (400 when malformed)."""
+    call = request.get(CALL)
+    if call is None:
+        call = request[CALL] = parse_call(await read_body(request))
+    return call
+
+
 async def handle(request: web.Request) -> web.Response:
     """``POST /xmlrpc``: one XML-RPC method call."""
-    body = await read_body(request)
-    try:
-        params, name = xmlrpc.client.loads(body, use_builtin_types=True)
-    except (ExpatError, ValueError, TypeError, xmlrpc.client.ResponseError):
-        raise BadRequest("the body is not an XML-RPC method call") from None
-    if not name:
-        raise BadRequest("the body is not an XML-RPC method call")
-    return await _call(ctx(request), name, params)
+    call = await read_call(request)
+    return await _call(ctx(request), call.method, call.params)

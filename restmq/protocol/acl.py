@@ -55,6 +55,7 @@ BEARER_CHALLENGE = f"Bearer {REALM}"
 INVALID_TOKEN_CHALLENGE = f'Bearer {REALM}, error="invalid_token"'
 
 Right = Literal["read", "write", "admin"]
+ADMIN_USE = "use the admin routes"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -284,6 +285,24 @@ class KeyRights:
         """True when the answer depends on whether the queue exists (write without create)."""
         return right == "write" and queue is not None and not self.create
 
+    def refusal(
+        self, right: Right, queue: str | None, exists: bool, admin_use: str = ADMIN_USE
+    ) -> str | None:
+        """Why the key may not do this (the 403's message), or None when it may.
+
+        ``admin_use`` says what the admin right is needed for on this route.
+        """
+        if self.may(right, queue, exists):
+            return None
+        if right == "admin":
+            return f"access key may not {admin_use} (it has no admin right)"
+        where = "every queue (it needs '*')" if queue is None else f"queue {queue!r}"
+        if right == "read":
+            return f"access key may not read {where}"
+        if queue is not None and _covers(self.write, queue):
+            return f"access key may not create queue {queue!r}"
+        return f"access key may not write to {where}"
+
 
 def _covers(queues: frozenset[str], queue: str | None) -> bool:
     return "*" in queues or (queue is not None and queue in queues)
@@ -362,13 +381,22 @@ _KEY_VERDICTS: dict[KeyState, Verdict] = {
 }
 
 
-def decide(rules: tuple[Rule, ...], ip: str, presented: Presented, key: KeyState) -> Verdict:
-    """The access decision for one request to a section with ``rules``."""
+def decide(
+    rules: tuple[Rule, ...],
+    ip: str,
+    presented: Presented,
+    key: KeyState,
+    refusal: str | None = None,
+) -> Verdict:
+    """The access decision for one request to a section with ``rules``; ``refusal`` is why a
+    "lacking" key may not do this (``KeyRights.refusal``)."""
     if key == "none" and all(rule.is_open for rule in rules):
         return ALLOWED
     address = judge_address(rules, ip)
     if not address.allowed:
         return address
+    if key == "lacking" and refusal:
+        return Verdict(403, refusal)
     if key != "none":
         return _KEY_VERDICTS[key]
     for rule in rules:

@@ -164,6 +164,41 @@ def test_a_key_may_read_write_create_or_administer_only_what_it_lists(
     assert rights.may(right, queue, exists) is expected
 
 
+REFUSAL_CASES = [
+    # (rights, right, queue, queue exists, the 403's message)
+    (KeyRights(read=frozenset({"pub"})), "read", "secret",
+     "access key may not read queue 'secret'"),
+    (KeyRights(read=frozenset({"pub"})), "read", None,
+     "access key may not read every queue (it needs '*')"),
+    (KeyRights(read=frozenset({"pub"})), "write", "pub",
+     "access key may not write to queue 'pub'"),
+    (KeyRights(write=frozenset({"pub"})), "write", "secret",
+     "access key may not write to queue 'secret'"),
+    (KeyRights(write=frozenset({"x"})), "write", "x", "access key may not create queue 'x'"),
+    (KeyRights(write=frozenset({"*"})), "write", "x", "access key may not create queue 'x'"),
+    (KeyRights(write=frozenset({"x"})), "write", None,
+     "access key may not write to every queue (it needs '*')"),
+    (KeyRights(read=frozenset({"*"})), "admin", "x",
+     "access key may not use the admin routes (it has no admin right)"),
+]
+
+
+@pytest.mark.parametrize(("rights", "right", "queue", "message"), REFUSAL_CASES)
+def test_a_refused_key_is_told_what_it_may_not_do(
+    rights: KeyRights, right: acl.Right, queue: str | None, message: str
+) -> None:
+    assert rights.refusal(right, queue, False) == message
+    verdict = acl.decide(rules_of(""), LOCAL, Presented(token="t"), "lacking", message)
+    assert (verdict.status, verdict.reason) == (403, message)
+
+
+def test_a_key_that_may_has_no_refusal() -> None:
+    assert KeyRights(write=frozenset({"x"})).refusal("write", "x", True) is None
+    assert KeyRights(admin=True).refusal("admin", None, False, "purge") is None
+    message = KeyRights().refusal("admin", None, False, "run the unknown command 'zap'")
+    assert message == "access key may not run the unknown command 'zap' (it has no admin right)"
+
+
 def test_only_writing_without_create_depends_on_the_queue_existing() -> None:
     rights = KeyRights(write=frozenset({"q"}))
     assert rights.needs_existence("write", "q")

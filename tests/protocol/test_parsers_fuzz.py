@@ -1,11 +1,13 @@
-"""Fuzzing of the pure adapter parsers with hypothesis.
+"""Fuzzing of the pure parsers with hypothesis: the adapters' and XML-RPC's.
 
 Every property is written once as a plain check function and run twice: a quick round with
 hypothesis' default example count on every test run, and a `slow` round that keeps drawing
 fresh examples for at least a minute. The properties: collectd parsers raise nothing but
 CollectdParseError and accept every well-formed input; syslog functions never raise; the
 framer's buffer and frames stay within max_line and its output does not depend on how the
-stream was chunked.
+stream was chunked; the XML-RPC parser raises nothing but XmlRpcParseError (on bytes, on
+XML-ish text and on well-formed calls cut, spliced and salted with hostile pieces) and reads
+every call that Python's ``xmlrpc.client`` writes as it was written.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import xmlrpc.client
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -33,6 +37,7 @@ from restmq.protocol.syslog import (
     parse_datagram,
     parse_line,
 )
+from restmq.protocol.xmlrpc import Call, XmlRpcParseError, parse_call
 
 # Alphabets heavy in the characters each grammar cares about, so random text gets past the
 # first check more often than st.text() alone would.
@@ -192,6 +197,84 @@ def check_framer_stays_bounded(case: tuple[int, list[bytes]]) -> None:
     assert whole.feed(b"".join(chunks)) + whole.flush() == frames
 
 
+# --- XML-RPC ---------------------------------------------------------------------------
+
+# Text that XML 1.0 can carry and expat gives back unchanged (it turns \r into \n).
+xml_text = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"
+    ) | st.sampled_from("\t\n"),
+    max_size=12,
+)
+xmlrpc_scalar = st.one_of(
+    xml_text,
+    st.integers(-(2**31), 2**31 - 1),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.none(),
+    st.binary(max_size=12),
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9999, 12, 31)).map(
+        lambda moment: moment.replace(microsecond=0)
+    ),
+)
+xmlrpc_value = st.recursive(
+    xmlrpc_scalar,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(xml_text, inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+method_name = st.from_regex(r"[A-Za-z0-9_.:/]{1,16}", fullmatch=True)
+xmlrpc_call = st.tuples(method_name, st.lists(xmlrpc_value, max_size=4).map(tuple))
+XMLRPC_PIECES = [
+    b"<value>", b"</value>", b"<struct>", b"</struct>", b"<member>", b"</member>", b"<name>",
+    b"</name>", b"<array>", b"<data>", b"</data>", b"<param>", b"<params>", b"<int>",
+    b"</int>", b"<double>nan</double>", b"<i8>99999999999999999999999</i8>", b"<nil/>",
+    b"<boolean>2</boolean>", b"<base64>=</base64>", b"<dateTime.iso8601>x", b"<fault>",
+    b"<methodResponse>", b"</methodCall>", b"<methodName>", b"&amp;", b"&#0;", b"&#xD800;",
+    b"&x;", b"<![CDATA[<]]>", b"<!-- c -->", b"<?pi x?>", b"<!DOCTYPE a [<!ENTITY x 'y'>]>",
+    b'<?xml version="1.0" encoding="rot13"?>', b'<?xml version="1.0" encoding="utf-16"?>',
+    b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00", b"\xc0\xae", b"\xed\xa0\x80",
+    b"<ex:nil xmlns:ex='x'/>", b" ", b"\r\n",
+]
+XMLRPC_CHARS = "<>/=\"' &;#!?[]-:.xmlvaueintdoblsgrchyfMNCpP0123456789é\x00\n"
+
+
+def _call_bytes(call: tuple[str, tuple[Any, ...]]) -> bytes:
+    method, params = call
+    return xmlrpc.client.dumps(params, method, allow_none=True).encode()
+
+
+@st.composite
+def mangled_call(draw: st.DrawFn) -> bytes:
+    """A well-formed call, then a few cuts, splices and hostile pieces at random places."""
+    body = bytearray(_call_bytes(draw(xmlrpc_call)))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(body)))
+        edit = draw(st.sampled_from(["insert", "delete", "duplicate"]))
+        if edit == "insert":
+            body[at:at] = draw(st.sampled_from(XMLRPC_PIECES))
+        elif edit == "delete":
+            del body[at : at + draw(st.integers(1, 12))]
+        else:
+            body[at:at] = body[at : at + draw(st.integers(1, 40))]
+    return bytes(body)
+
+
+XMLRPC_TYPES = (str, int, bool, float, type(None), bytes, datetime, list, dict)
+
+
+def check_xmlrpc_raises_only_its_error(body: bytes) -> None:
+    with contextlib.suppress(XmlRpcParseError):
+        call = parse_call(body)
+        assert call.method and all(isinstance(p, XMLRPC_TYPES) for p in call.params)
+
+
+def check_wellformed_xmlrpc_call_is_read_as_sent(call: tuple[str, tuple[Any, ...]]) -> None:
+    method, params = call
+    assert parse_call(_call_bytes(call)) == Call(method, params)
+
+
 notification_text = st.one_of(st.text(), st.text(alphabet=NOTIFICATION_CHARS))
 PROPERTIES: list[tuple[Callable[..., None], st.SearchStrategy[Any]]] = [
     (check_putval_raises_only_its_error, st.one_of(st.text(), st.text(alphabet=PUTVAL_CHARS))),
@@ -227,6 +310,15 @@ PROPERTIES: list[tuple[Callable[..., None], st.SearchStrategy[Any]]] = [
         check_framer_stays_bounded,
         st.tuples(st.integers(1, 64), st.lists(framer_chunk, max_size=12)),
     ),
+    (
+        check_xmlrpc_raises_only_its_error,
+        st.one_of(
+            st.binary(max_size=200),
+            st.text(alphabet=XMLRPC_CHARS, max_size=200).map(str.encode),
+            mangled_call(),
+        ),
+    ),
+    (check_wellformed_xmlrpc_call_is_read_as_sent, xmlrpc_call),
 ]
 
 
