@@ -54,8 +54,8 @@ def message_key(queue: str, msg_id: int | str) -> str:
 def parse_message_key(queue: str, key: str) -> int | None:
     """The id of a message key of ``queue``, or None when the key is not ``<queue>:<n>``."""
     head, sep, tail = key.rpartition(":")
-    if not sep or head != queue or not tail.isdigit() or not tail.isascii():
-        return None
+    if not sep or head != queue or not tail.isdigit() or not tail.isascii() or len(tail) > 18:
+        return None  # 18 digits: every id a 64-bit counter can make
     return int(tail)
 
 

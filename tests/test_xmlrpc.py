@@ -7,7 +7,9 @@ message, wrong receipt, unknown method), and a body that is not XML-RPC at all.
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 import xmlrpc.client
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -309,3 +311,35 @@ async def test_xmlrpc_answers_only_post(broker: Broker, clean: None) -> None:
 
     assert_error(answer, 405)
     assert answer.headers["Allow"] == "POST"
+
+
+# ---------------------------------------------------------------- Idempotency-Key, XML limits
+
+
+def test_set_and_add_honour_the_idempotency_key_header(broker: Broker, clean: None) -> None:
+    url = broker.url + "/xmlrpc"
+    for method in ("set", "add"):
+        headers = [("Idempotency-Key", f"rpc-{method}")]
+        with xmlrpc.client.ServerProxy(url, allow_none=True, headers=headers) as proxy:
+            first = getattr(proxy, method)("once", "v")
+            assert getattr(proxy, method)("once", "v") == first
+            fault = fault_of(getattr(proxy, method), "once", "other value")
+            assert fault.faultCode == FAULT_BAD_INPUT and "Idempotency-Key" in fault.faultString
+    with xmlrpc.client.ServerProxy(url, allow_none=True) as proxy:
+        assert proxy.len("once") == 2
+
+
+def test_a_value_xml_cannot_carry_comes_back_as_base64(
+    rpc: xmlrpc.client.ServerProxy, broker: Broker
+) -> None:
+    """A message holding C0 controls was produced over REST (XML-RPC cannot send one); the
+    XML-RPC answer must still be well-formed XML: the string travels as base64 of its UTF-8."""
+    value = "bell\x07 and nul\x00"
+    body = json.dumps({"value": value}).encode()
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(broker.url + "/q/ctl", body, headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.read() == b"ctl:1\r\n"
+    taken = rpc.take("ctl")
+    assert isinstance(taken["value"], xmlrpc.client.Binary)
+    assert taken["value"].data.decode("utf-8") == value

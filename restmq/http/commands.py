@@ -74,6 +74,8 @@ async def _add(ctx: Context, command: Command) -> dict[str, Any]:
     queue = _queue(command)
     ttl, delay = _seconds(command, "ttl"), _seconds(command, "delay")
     once = check_idempotency_key(command.get(IDEMPOTENCY_FIELD))
+    if "values" in command and "value" in command:
+        raise BadRequest("send either 'values' (a batch) or 'value', not both")
     if "values" in command:
         values = _values(ctx, command)
         keys = await ctx.store.add(queue, values, ttl=ttl, delay=delay, idempotency_key=once)

@@ -258,3 +258,28 @@ async def test_a_queue_name_with_markup_is_served_as_text_with_nosniff(
 
     assert answer.headers["Content-Type"].startswith("text/plain")
     assert answer.headers.get(NOSNIFF[0]) == NOSNIFF[1]
+
+
+async def test_a_json_add_with_values_and_value_is_a_command_error_and_adds_nothing(
+    http: aiohttp.ClientSession, broker: Broker
+) -> None:
+    command = {"cmd": "add", "queue": "vv", "value": "a", "values": ["b"]}
+    answer = await call(http, broker, "POST", "/queue", json=command)
+    assert answer.status == 200 and "not both" in answer.json()["error"]
+    assert await queue_len(http, broker, "vv") == 0
+
+
+@pytest.mark.parametrize("digits", [19, 5000])
+async def test_a_message_key_with_a_huge_number_is_a_400_not_a_crash(
+    http: aiohttp.ClientSession, broker: Broker, digits: int
+) -> None:
+    await seed(http, broker, "big", "v")
+    key = "big:" + "9" * digits
+    sse = await call(http, broker, "GET", "/sse/big", headers={"Last-Event-ID": key})
+    assert_error(sse, 400)
+    delete = {"cmd": "del", "queue": "big", "key": key}
+    answer = await call(http, broker, "POST", "/queue", json=delete)
+    assert answer.status == 200 and "invalid message key" in answer.json()["error"]
+    ack = await call(http, broker, "POST", "/q/big/ack", data={"key": key, "receipt": "r"})
+    assert_error(ack, 400)
+    assert await queue_len(http, broker, "big") == 1
