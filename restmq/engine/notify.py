@@ -95,8 +95,14 @@ class Subscriber:
 
     async def _listen(self) -> None:
         self._pubsub = self._redis.pubsub()
-        await self._pubsub.subscribe(*self._channels)
+        first = set(self._channels)
+        await self._pubsub.subscribe(*first)
         self._ready.set()
+        # A channel added while that SUBSCRIBE was on its way saw the link not ready and sent
+        # nothing: subscribe it now, or its waiter would wait for the next reconnect.
+        late = self._channels - first
+        if late:
+            await self._pubsub.subscribe(*late)
         self._on_reconnect()
         while True:
             message = await self._pubsub.get_message(timeout=None)
