@@ -24,7 +24,7 @@ QUEUE_KEY_SUFFIXES = (
     "leased",  # zset id -> lease deadline (ms)
     "leases",  # hash id -> receipt of the current lease
     "deliv",  # hash id -> number of deliveries so far
-    "meta",  # hash: policy, status, max_deliveries
+    "meta",  # hash: policy, status, max_deliveries; bookkeeping: listed, rr, idle marks
     "history",  # list of recently broadcast "id<TAB>ms<TAB>value" entries (SSE replay)
     "consumers",  # hash "<daemon>/<n>" -> presence deadline (ms) of a streaming consumer
     "credits",  # hash "<daemon>/<n>" -> messages the consumer may still be sent
@@ -42,8 +42,9 @@ def hash_tag(queue: str) -> str:
 
 
 def dead_letter_queue(queue: str) -> str:
-    """The name of a queue's dead-letter queue."""
-    return queue + DEAD_SUFFIX
+    """The name of a queue's dead-letter queue. A dead-letter queue is terminal: it is its
+    own, so there is never a ``<queue>:dead:dead`` (SPEC §4)."""
+    return queue if is_dead_letter_queue(queue) else queue + DEAD_SUFFIX
 
 
 def message_key(queue: str, msg_id: int | str) -> str:
@@ -74,6 +75,14 @@ class Keys:
         """One per-queue key by its suffix."""
         assert suffix in QUEUE_KEY_SUFFIXES, suffix
         return self._queue_base(queue) + suffix
+
+    def depth_keys(self, queue: str) -> list[str]:
+        """What depth.lua reads of a queue: its ready, leased, delayed and consumers keys,
+        then its dead-letter queue's ready key (its own for a dead-letter queue)."""
+        base = self._queue_base(queue)
+        dead = base if is_dead_letter_queue(queue) else f"{base}{DEAD_SUFFIX[1:]}:"
+        return [base + "ready", base + "leased", base + "delayed", base + "consumers",
+                dead + "ready"]
 
     def _queue_base(self, queue: str) -> str:
         tag = hash_tag(queue)

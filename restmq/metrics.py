@@ -10,13 +10,18 @@ metric families by ``depth_families``.
 
 Per-queue labels are bounded: a process labels at most ``MAX_QUEUE_LABELS`` distinct queues,
 and counts the rest under ``OTHER_QUEUE``, so a flood of one-off queue names cannot grow the
-exposition without limit.
+exposition without limit. The depth gauges are bounded the same way: ``DepthSummary`` keeps
+per-queue series for the ``MAX_QUEUE_SERIES`` queues that hold the most messages and sums
+the others under ``OTHER_QUEUE``.
 """
 
 from __future__ import annotations
 
 import functools
+import heapq
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -25,6 +30,7 @@ from prometheus_client.metrics_core import Metric
 from restmq.types import QueueStats
 
 MAX_QUEUE_LABELS = 1000
+MAX_QUEUE_SERIES = 1000  # queues with depth series of their own in a scrape
 OTHER_QUEUE = "(other)"
 OTHER_METHOD = "OTHER"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
@@ -132,19 +138,88 @@ def request_done(method: str, route: str, status: int, seconds: float | None) ->
         _latency(method, route).observe(seconds)
 
 
-def depth_families(found: Iterable[QueueStats], storage_up: bool) -> list[Metric]:
-    """Gauges of every queue's counts as read from Redis at scrape time."""
+class Depth(NamedTuple):
+    """One queue's counts for the depth gauges (``QueueStats`` has the same fields)."""
+
+    name: str
+    len: int
+    leased: int
+    delayed: int
+    dead: int
+    consumers: int
+
+
+Counts = QueueStats | Depth
+
+
+def _held(stats: Counts) -> int:
+    return stats.len + stats.leased + stats.delayed + stats.dead
+
+
+@dataclass
+class DepthSummary:
+    """The queue depths of one read, fed queue by queue, in bounded memory: the ``top``
+    queues holding the most messages (waiting + leased + delayed + dead; then the most
+    consumers, then by name) keep series of their own, the others are summed under
+    ``OTHER_QUEUE``."""
+
+    top: int = MAX_QUEUE_SERIES
+    queues: int = 0
+    _best: list[tuple[int, int, str, Depth]] = field(default_factory=list)
+    _other: list[int] = field(default_factory=lambda: [0] * 5)
+    _others: int = 0
+
+    def add(self, depth: Depth) -> None:
+        """Count one queue (each queue once)."""
+        self.queues += 1
+        entry = (_held(depth), depth.consumers, depth.name, depth)
+        if len(self._best) < self.top:
+            heapq.heappush(self._best, entry)
+            return
+        if self._best and entry[:3] > self._best[0][:3]:
+            entry = heapq.heapreplace(self._best, entry)
+        self._sum(entry[3])
+
+    def _sum(self, depth: Depth) -> None:
+        self._others += 1
+        for i, value in enumerate(depth[1:]):
+            self._other[i] += value
+
+    def series(self) -> list[Depth]:
+        """The queues with series of their own (most messages first), then, when some
+        queues were summed, their sums under ``OTHER_QUEUE``."""
+        best = [entry[3] for entry in sorted(self._best, key=lambda e: e[:3], reverse=True)]
+        if not self._others:
+            return best
+        return [*best, Depth(OTHER_QUEUE, *self._other)]
+
+
+def depth_families(
+    found: Iterable[Counts], storage_up: bool, total: int | None = None, age: float = 0.0
+) -> list[Metric]:
+    """Gauges of the queues' counts as read from Redis; ``total`` is the number of queues
+    (by default, how many ``found`` holds), ``age`` how many seconds ago they were read."""
     up = GaugeMetricFamily("restmq_storage_up", "1 when Redis answered this scrape, else 0.")
     up.add_metric([], 1 if storage_up else 0)
+    if not storage_up:
+        return [up]
     queues = GaugeMetricFamily("restmq_queues", "Queues in the registry.")
     depth = GaugeMetricFamily(
         "restmq_queue_messages",
-        "Messages of a queue by state: waiting, leased, delayed, dead (in <queue>:dead).",
+        "Messages of a queue by state: waiting, leased, delayed, dead (in <queue>:dead); "
+        f"past the {MAX_QUEUE_SERIES} queues that hold the most, the others are summed "
+        f'under queue="{OTHER_QUEUE}".',
         labels=["queue", "state"],
     )
     consumers = GaugeMetricFamily(
-        "restmq_queue_consumers", "Streaming consumers of a queue on every daemon.",
+        "restmq_queue_consumers",
+        "Streaming consumers of a queue on every daemon (summed like restmq_queue_messages).",
         labels=["queue"],
+    )
+    read_age = GaugeMetricFamily(
+        "restmq_queue_depths_age_seconds",
+        "How long ago the queue counts of this scrape were read (0 unless a read of very "
+        "many queues outlasted the scrape's deadline and the previous one is shown).",
     )
     count = 0
     for stats in found:
@@ -152,11 +227,12 @@ def depth_families(found: Iterable[QueueStats], storage_up: bool) -> list[Metric
         for state, value in _states(stats):
             depth.add_metric([stats.name, state], value)
         consumers.add_metric([stats.name], stats.consumers)
-    queues.add_metric([], count)
-    return [up, queues, depth, consumers] if storage_up else [up]
+    queues.add_metric([], count if total is None else total)
+    read_age.add_metric([], round(age, 3))
+    return [up, queues, depth, consumers, read_age]
 
 
-def _states(stats: QueueStats) -> list[tuple[str, int]]:
+def _states(stats: Counts) -> list[tuple[str, int]]:
     return [
         ("waiting", stats.len),
         ("leased", stats.leased),

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from restmq.engine.connection import open_storage, prepare
 from restmq.engine.store import QueueStore
-from restmq.errors import InvalidKey
+from restmq.errors import BadRequest, InvalidKey, MessageGone
 from tests.conftest import Backend
 from tests.helpers.keyspace import assert_no_orphans
 from tests.helpers.wait import async_wait_until
@@ -163,7 +163,7 @@ async def test_queues_lists_every_queue_by_name(store: QueueStore) -> None:
     assert await store.queues() == ["a", "b", "with space", "ü"]
 
 
-async def test_purge_removes_every_key_of_the_queue(
+async def test_purge_removes_every_key_of_the_queue_but_its_counter(
     store: QueueStore, backend: Backend, raw_redis: Redis
 ) -> None:
     await store.add("gone", ["a", "b"])
@@ -176,7 +176,9 @@ async def test_purge_removes_every_key_of_the_queue(
 
     assert await store.purge("gone") == (True, 3)
 
-    assert await queue_keys(raw_redis, backend.prefix, "gone") == []
+    assert await queue_keys(raw_redis, backend.prefix, "gone") == [
+        store.keys.queue_key("gone", "seq")
+    ]
     assert not await raw_redis.sismember(store.keys.registry, "gone")
     assert await raw_redis.zscore(store.keys.timers, "gone") is None
     assert await store.queues() == ["kept"]
@@ -195,14 +197,146 @@ async def test_purging_twice_reports_the_second_as_absent(store: QueueStore) -> 
     assert await store.purge("twice") == (False, 0)
 
 
-async def test_a_purged_queue_starts_again_from_key_1_with_defaults(store: QueueStore) -> None:
+async def test_a_purged_queue_keeps_counting_its_keys_and_starts_with_defaults(
+    store: QueueStore,
+) -> None:
     await store.add("again", ["a", "b"])
     await store.set_policy("again", "roundrobin")
     await store.purge("again")
 
-    assert await store.add("again", ["c"]) == ["again:1"]
+    assert await store.add("again", ["c"]) == ["again:3"]
     assert await store.policy("again") == "broadcast"
+    assert await store.queues() == ["again"]
     await store.take("again")
+
+
+async def test_a_late_del_or_ack_of_a_key_from_before_a_purge_hits_nothing(
+    store: QueueStore,
+) -> None:
+    await store.add("late", ["old-1", "old-2"])
+    (lease,) = await store.reserve("late", 1, 60)
+    await store.purge("late")
+    assert await store.add("late", ["new"]) == ["late:3"]
+
+    with pytest.raises(MessageGone):
+        await store.ack("late", lease.key, lease.receipt)
+    assert await store.delete("late", "late:2") is False
+    assert await store.delete("late", "late:1") is False
+
+    assert [(m.key, m.value) for m in await store.take("late", 5)] == [("late:3", "new")]
+
+
+async def test_a_purge_takes_its_unused_dead_letter_queue_with_it(
+    store: QueueStore, backend: Backend, raw_redis: Redis
+) -> None:
+    await store.set_max_deliveries("pd", 2)
+    await store.add("pd", ["a"])
+    assert await store.queues() == ["pd", "pd:dead"]
+
+    assert await store.purge("pd") == (True, 1)
+
+    assert await store.queues() == []
+    assert await queue_keys(raw_redis, backend.prefix, "pd") == [
+        store.keys.queue_key("pd", "seq")
+    ]
+
+
+async def test_a_purge_leaves_a_dead_letter_queue_that_holds_messages(
+    store: QueueStore,
+) -> None:
+    await store.set_max_deliveries("pk", 1)
+    await store.add("pk", ["poison", "fine"])
+    (lease,) = await store.reserve("pk", 1, 60)
+    assert await store.nack("pk", lease.key, lease.receipt) == "dead"
+
+    assert await store.purge("pk") == (True, 1)
+
+    assert await store.queues() == ["pk:dead"]
+    assert [(m.key, m.value) for m in await store.take("pk:dead")] == [("pk:dead:1", "poison")]
+    assert await store.add("pk", ["next"]) == ["pk:3"]
+    await store.take("pk")
+
+
+async def test_a_purged_dead_letter_queue_of_a_queue_with_max_deliveries_stays_listed(
+    store: QueueStore,
+) -> None:
+    await store.set_max_deliveries("pl", 1)
+    await store.add("pl", ["poison"])
+    (lease,) = await store.reserve("pl", 1, 60)
+    await store.nack("pl", lease.key, lease.receipt)
+
+    assert await store.purge("pl:dead") == (True, 1)
+
+    assert await store.queues() == ["pl", "pl:dead"]  # dead letters may come at any time
+    await store.add("pl", ["again"])
+    (lease,) = await store.reserve("pl", 1, 60)
+    assert await store.nack("pl", lease.key, lease.receipt) == "dead"
+    assert [m.key for m in await store.take("pl:dead")] == ["pl:dead:2"]
+
+
+async def test_a_message_that_fails_in_a_dead_letter_queue_stays_there(
+    store: QueueStore, backend: Backend, raw_redis: Redis
+) -> None:
+    await store.set_max_deliveries("t", 1)
+    await store.add("t", ["poison"])
+    (lease,) = await store.reserve("t", 1, 60)
+    assert await store.nack("t", lease.key, lease.receipt) == "dead"
+
+    for delivery in (2, 3):
+        (dead,) = await store.reserve("t:dead", 1, 60)
+        assert (dead.key, dead.deliveries) == ("t:dead:1", delivery)
+        assert await store.nack("t:dead", dead.key, dead.receipt) == "requeued"
+
+    assert await store.queues() == ["t", "t:dead"]
+    assert await queue_keys(raw_redis, backend.prefix, "t:dead") == []  # no {t:dead} keys
+    (dead,) = await store.take("t:dead")
+    assert (dead.key, dead.value) == ("t:dead:1", "poison")
+
+
+async def test_an_expired_lease_in_a_dead_letter_queue_comes_back_to_it(
+    store: QueueStore, raw_redis: Redis
+) -> None:
+    await store.set_max_deliveries("e", 1)
+    await store.add("e", ["poison"])
+    (lease,) = await store.reserve("e", 1, 60)
+    await store.nack("e", lease.key, lease.receipt)
+    await store.reserve("e:dead", 1, SHORT_TTL)
+    await wait_for_redis_clock(raw_redis, SHORT_TTL)
+
+    (dead,) = await store.reserve("e:dead", 1, 60)  # the expired lease is requeued first
+
+    assert (dead.key, dead.deliveries) == ("e:dead:1", 3)
+    assert await store.queues() == ["e", "e:dead"]
+    await store.ack("e:dead", dead.key, dead.receipt)
+
+
+async def test_a_max_deliveries_left_on_a_dead_letter_queue_is_ignored(
+    store: QueueStore, raw_redis: Redis
+) -> None:
+    # Set before dead-letter queues were terminal (the route refuses it now).
+    await raw_redis.hset(store.keys.queue_key("o:dead", "meta"), "max_deliveries", 1)
+    await store.set_max_deliveries("o", 1)
+    await store.add("o", ["poison"])
+    (lease,) = await store.reserve("o", 1, 60)
+    assert await store.nack("o", lease.key, lease.receipt) == "dead"
+
+    (dead,) = await store.reserve("o:dead", 1, 60)
+    assert await store.nack("o:dead", dead.key, dead.receipt) == "requeued"
+    await store.reserve("o:dead", 1, SHORT_TTL)
+    await wait_for_redis_clock(raw_redis, SHORT_TTL)
+
+    (dead,) = await store.reserve("o:dead", 1, 60)
+    assert (dead.key, dead.deliveries) == ("o:dead:1", 4)
+    assert await store.queues() == ["o", "o:dead"]
+    await store.ack("o:dead", dead.key, dead.receipt)
+
+
+async def test_max_deliveries_cannot_be_set_on_a_dead_letter_queue(store: QueueStore) -> None:
+    with pytest.raises(BadRequest):
+        await store.set_max_deliveries("m:dead", 2)
+
+    await store.set_max_deliveries("m:dead", 0)  # clearing is harmless
+    assert "m:dead:dead" not in await store.queues()
 
 
 async def test_policy_and_status_have_defaults_and_can_be_set(store: QueueStore) -> None:

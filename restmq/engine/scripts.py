@@ -37,9 +37,12 @@ class ScriptName(StrEnum):
     NACK_MANY = "nack_many"
     PUTBACK = "putback"
     MIGRATE_V1 = "migrate_v1"
+    IDLE = "idle"
+    RELIST = "relist"
+    DEPTH = "depth"
 
 
-STANDALONE = frozenset({ScriptName.TIMER_CAS})
+STANDALONE = frozenset({ScriptName.TIMER_CAS, ScriptName.DEPTH})
 # Scripts that settle leases get leases.lua too, after common.lua (one per-entry step for the
 # single commands and their batch forms).
 SETTLING = frozenset(
@@ -47,7 +50,9 @@ SETTLING = frozenset(
 )
 # Scripts that change nothing a client asked for (stats and peek only run the sweep that the
 # timers would run anyway): unanswered, they are a 503, never a 504 (SPEC §3.8).
-READ_ONLY_SCRIPTS = frozenset({ScriptName.STATS, ScriptName.PEEK, ScriptName.HISTORY})
+READ_ONLY_SCRIPTS = frozenset(
+    {ScriptName.STATS, ScriptName.PEEK, ScriptName.HISTORY, ScriptName.DEPTH}
+)
 
 
 @dataclass(frozen=True, slots=True)

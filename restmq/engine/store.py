@@ -7,16 +7,20 @@ commands (SPEC §2). Nothing outside ``restmq.engine`` talks to Redis.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
+
+from redis.crc import key_slot
 
 from restmq import metrics
 from restmq.engine.pipeline import Pipeliner
 from restmq.engine.scripts import ScriptName
 from restmq.errors import (
+    BadRequest,
     IdempotencyConflict,
     InvalidKey,
     MessageGone,
@@ -27,6 +31,7 @@ from restmq.errors import (
 from restmq.keys import (
     Keys,
     dead_letter_queue,
+    hash_tag,
     is_dead_letter_queue,
     message_key,
     parse_message_key,
@@ -34,6 +39,14 @@ from restmq.keys import (
 from restmq.types import Message, NackOutcome, Policy, QueueStats, Reserved, Status
 
 _KEY_CACHE_SIZE = 4096
+SCAN_COUNT = 5000  # registry names asked for per SSCAN when listing queues
+IDLE_SCAN_COUNT = 250  # listed queues looked at per step of the idle scan
+IDLE_SCAN_EVERY_MS = 500  # at most one idle scan step per this many ms, per daemon
+DEFAULT_IDLE_MS = 3_600_000  # Settings.queue_idle_time's default, in ms
+DEPTH_BATCH = 64  # queues (of one hash slot) read per depth.lua call at most
+DEPTH_CALLS = 32  # depth.lua calls sent at once by a scan
+# A queue's counts for a metrics scrape: name, waiting, leased, delayed, dead, consumers.
+Depth = tuple[str, int, int, int, int, int]
 
 
 class QueueStore:
@@ -127,11 +140,39 @@ class QueueStore:
         return bool(await self.run(ScriptName.DELETE, queue, self._id(queue, key)))
 
     async def purge(self, queue: str) -> tuple[bool, int]:
-        """Delete a queue whole; returns (whether it existed, messages removed)."""
+        """Empty a queue whole but for its id counter (its keys keep counting, SPEC §3.2),
+        and its dead-letter queue with it when that one is unused; returns (whether it
+        existed, messages removed).
+
+        The queue leaves the registry before the script runs: an add after the script finds
+        its ``listed`` mark gone and lists the queue again. A dead-letter queue whose queue
+        has max_deliveries is listed again at once: dead letters may arrive at any time.
+        """
         registered = await self._p.call("SREM", self._keys.registry, queue)
-        existed, count = await self.run(ScriptName.PURGE, queue)
+        existed, count, dead_gone = await self.run(ScriptName.PURGE, queue)
         await self._p.call("ZREM", self._keys.timers, queue)
+        if is_dead_letter_queue(queue):
+            await self._relist(queue)
+        elif int(dead_gone):
+            await self._unlist(dead_letter_queue(queue))
         return bool(existed) or bool(registered), int(count)
+
+    async def _run_with_parent(self, name: ScriptName, queue: str, *args: Any) -> Any:
+        """Run idle.lua or relist.lua: the queue's keys, then the meta of the queue it is the
+        dead-letter queue of (its own meta when it is not one; same hash tag)."""
+        keys = [*self._queue_keys(queue), self._keys.queue_key(hash_tag(queue), "meta")]
+        return await self._p.script(name, keys, (self._keys.queue_channel(queue), *args))
+
+    async def _relist(self, queue: str) -> None:
+        """List the queue again if it is in use (relist.lua)."""
+        if await self._run_with_parent(ScriptName.RELIST, queue):
+            await self._p.call("SADD", self._keys.registry, queue)
+
+    async def _unlist(self, queue: str) -> None:
+        """Drop a forgotten queue from the registry, then list it again if something came
+        between the script that forgot it and the SREM (a message, a consumer, a setting)."""
+        await self._p.call("SREM", self._keys.registry, queue)
+        await self._relist(queue)
 
     async def length(self, queue: str) -> int:
         """The number of messages waiting (not leased, not delayed)."""
@@ -157,9 +198,72 @@ class QueueStore:
         """The newest ``count`` waiting messages, newest first, left in place."""
         return _messages(queue, await self.run(ScriptName.PEEK, queue, count))
 
-    async def queues(self) -> list[str]:
-        """The names of all queues, sorted."""
-        return sorted(await self._p.call("SMEMBERS", self._keys.registry))
+    async def queues(self, after: str = "", limit: int | None = None) -> list[str]:
+        """The names of the queues that sort after ``after`` (code point order), sorted; at
+        most ``limit`` of them (every one when None).
+
+        The registry is read a chunk at a time (``scan_queues``) and only the best
+        candidates are kept, so no step handles every name at once.
+        """
+        keep: list[str] = []
+        trim = None if limit is None else max(4 * limit, SCAN_COUNT)
+        async for chunk in self.scan_queues():
+            keep += [name for name in chunk if name > after]
+            if trim is not None and len(keep) > trim:
+                keep = sorted(set(keep))[:limit]
+        names = sorted(set(keep))
+        return names if limit is None else names[:limit]
+
+    async def scan_depths(self) -> AsyncIterator[list[Depth]]:
+        """The counts of every listed queue for a metrics scrape, some at a time, in no
+        order; the event loop runs between batches. Read only, without a sweep (depth.lua).
+
+        The names are gathered first (``scan_queues``) and ordered by Cluster hash slot: one
+        call reads up to ``DEPTH_BATCH`` queues of one slot, so every call touches one slot
+        and 100,000 queues take a few thousand calls rather than 100,000. (Few objects are
+        kept meanwhile — one dict, one list — so the garbage collector's full passes stay
+        short.)
+        """
+        slots: dict[str, int] = {}  # a dict: SSCAN may give a name twice
+        async for names in self.scan_queues():
+            for name in names:
+                slots[name] = key_slot(f"{{{hash_tag(name)}}}".encode())
+        ordered = sorted(slots, key=slots.__getitem__)
+        start = 0
+        while start < len(ordered):
+            batches: list[list[str]] = []
+            while start < len(ordered) and len(batches) < DEPTH_CALLS:
+                end = _slot_run_end(ordered, slots, start)
+                batches.append(ordered[start:end])
+                start = end
+            found = await asyncio.gather(*(self._depths(batch) for batch in batches))
+            yield [depth for batch in found for depth in batch]
+            await asyncio.sleep(0)
+
+    async def _depths(self, queues: list[str]) -> list[Depth]:
+        keys = [key for queue in queues for key in self._keys.depth_keys(queue)]
+        flat = [int(n) for n in await self._p.script(ScriptName.DEPTH, keys, ())]
+        return [
+            (queue, flat[j], flat[j + 1], flat[j + 2], flat[j + 3], flat[j + 4])
+            for queue, j in zip(queues, range(0, len(flat), 5), strict=True)
+        ]
+
+    async def scan_queues(self) -> AsyncIterator[list[str]]:
+        """Every listed queue name, one SSCAN chunk at a time, in no order; the event loop
+        runs between chunks. A name may come twice while the registry changes."""
+        cursor = "0"
+        while True:
+            cursor, chunk = await self._p.call(
+                "SSCAN", self._keys.registry, cursor, "COUNT", SCAN_COUNT
+            )
+            yield list(chunk)
+            if str(cursor) == "0":
+                return
+            await asyncio.sleep(0)
+
+    async def queue_count(self) -> int:
+        """How many queues are listed."""
+        return int(await self._p.call("SCARD", self._keys.registry))
 
     async def policy(self, queue: str) -> Policy:
         meta = self._keys.queue_key(queue, "meta")
@@ -183,15 +287,51 @@ class QueueStore:
         """Tell every daemon with streaming consumers of the queue to look for messages."""
         await self._p.call("PUBLISH", self._keys.queue_channel(queue), "w")
 
-    async def sweep_due(self, now_ms: int, limit: int = 100) -> int:
-        """Sweep the queues whose timers are due; returns how many were swept."""
+    async def sweep_due(
+        self, now_ms: int, limit: int = 100, idle_ms: int = DEFAULT_IDLE_MS
+    ) -> int:
+        """Sweep the queues whose timers are due; returns how many were swept.
+
+        At most every ``IDLE_SCAN_EVERY_MS`` it also runs one step of the idle scan
+        (``scan_idle``), which is not counted: the sweeper loops while this returns > 0.
+        """
         reply = await self._p.call(
             "ZRANGEBYSCORE", self._keys.timers, "-inf", now_ms, "WITHSCORES", "LIMIT", 0, limit
         )
         due = _score_pairs(reply)
         for queue, seen in due:
             await self._sweep_one(queue, seen)
+        if now_ms >= self._idle_next_ms:
+            self._idle_next_ms = now_ms + IDLE_SCAN_EVERY_MS
+            await self.scan_idle(idle_ms)
         return len(due)
+
+    # Where the idle scan is in the registry, and when its next step is due (sweep_due).
+    _idle_cursor: str = "0"
+    _idle_next_ms: int = 0
+
+    async def scan_idle(self, idle_ms: int, count: int = IDLE_SCAN_COUNT) -> int:
+        """One step of the idle scan: look at the next ``count`` or so listed queues (SSCAN,
+        resumed where the last step stopped) and forget those that have been unused for
+        ``idle_ms`` (idle.lua: no message, consumer, poller or setting). Returns how many
+        were forgotten."""
+        cursor, names = await self._p.call(
+            "SSCAN", self._keys.registry, self._idle_cursor, "COUNT", count
+        )
+        self._idle_cursor = str(cursor)
+        forgotten = await asyncio.gather(*(self._forget_if_idle(q, idle_ms) for q in names))
+        return sum(forgotten)
+
+    async def _forget_if_idle(self, queue: str, idle_ms: int) -> bool:
+        if not await self._idle_check(queue, idle_ms):
+            return False
+        await self._unlist(queue)
+        return True
+
+    async def _idle_check(self, queue: str, idle_ms: int) -> bool:
+        """Run idle.lua: True when the queue was idle long enough and was just forgotten
+        (every key but its counter deleted); the caller then drops it from the registry."""
+        return bool(await self._run_with_parent(ScriptName.IDLE, queue, idle_ms))
 
     async def _sweep_one(self, queue: str, seen: int) -> None:
         """Sweep one queue, then move its timer from ``seen`` to the queue's next due time.
@@ -266,7 +406,13 @@ class QueueStore:
         return int(raw or 0)
 
     async def set_max_deliveries(self, queue: str, count: int) -> None:
-        """Set (0 clears) how many deliveries a message gets before it is dead-lettered."""
+        """Set (0 clears) how many deliveries a message gets before it is dead-lettered.
+
+        A dead-letter queue is terminal (a message that fails there stays there): it takes
+        no max_deliveries, only 0 to clear one set before that rule.
+        """
+        if count and is_dead_letter_queue(queue):
+            raise BadRequest("a dead-letter queue is terminal: it takes no max_deliveries")
         meta = self._keys.queue_key(queue, "meta")
         await self._p.call("HSET", meta, "max_deliveries", count)
         await self._register(queue)
@@ -360,6 +506,16 @@ def _settled(
         status = int(next(found))
         results.append(_lease_error(status, queue, key) or status)
     return results
+
+
+def _slot_run_end(ordered: list[str], slots: dict[str, int], start: int) -> int:
+    """Where the run of names of one hash slot that begins at ``start`` ends (at most
+    ``DEPTH_BATCH`` long)."""
+    slot, end = slots[ordered[start]], start + 1
+    limit = min(len(ordered), start + DEPTH_BATCH)
+    while end < limit and slots[ordered[end]] == slot:
+        end += 1
+    return end
 
 
 def _score_pairs(reply: list[Any]) -> list[tuple[str, int]]:

@@ -1,13 +1,16 @@
-"""Policy, control and stats routes (SPEC §3.5), and the health probes."""
+"""Policy, control and stats routes (SPEC §3.5), and the health probes.
+
+The listings ``GET /control/`` and ``GET /stats/`` are paged (``restmq.http.listing``).
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
 from restmq.errors import BadRequest, StorageUnavailable
+from restmq.http import listing
 from restmq.http.context import ctx
 from restmq.http.params import read_params
 from restmq.http.render import reply
@@ -36,7 +39,8 @@ async def get_policy(request: web.Request) -> web.Response:
 
 
 async def post_policy(request: web.Request) -> web.Response:
-    """Set the policy and/or ``max_deliveries`` (0 clears it) of a queue."""
+    """Set the policy and/or ``max_deliveries`` (0 clears it) of a queue; a dead-letter
+    queue is terminal and takes no max_deliveries (400, nothing changed)."""
     queue = _queue(request)
     params = await read_params(request)
     policy, limit = params.text("policy"), params.fields.get("max_deliveries")
@@ -77,21 +81,26 @@ async def post_control(request: web.Request) -> web.Response:
 
 
 async def list_control(request: web.Request) -> web.Response:
-    await read_params(request)
-    store = ctx(request).store
-    names = await store.queues()
-    found = await asyncio.gather(*(store.status(q) for q in names))
-    statuses = {q: STATUS_NUMBERS[status] for q, status in zip(names, found, strict=True)}
-    return reply(request, {"redis": ctx(request).storage, "queues": statuses})
+    """``GET /control/``: a page of queues with their status, in 1.x's shape."""
+    wanted = listing.page_request(await read_params(request))
+    context = ctx(request)
+    page = await listing.read_page(context.store, wanted)
+    found = await listing.read_each(page.names, context.store.status)
+    queues = {
+        queue: {"queue": queue, "status": STATUS_NUMBERS[status]}
+        for queue, status in zip(page.names, found, strict=True)
+    }
+    return reply(request, {"redis": context.storage, "queues": queues, **page.fields()})
 
 
 async def all_stats(request: web.Request) -> web.Response:
-    await read_params(request)
+    """``GET /stats/``: a page of queues with their stats; ``count`` is the total."""
+    wanted = listing.page_request(await read_params(request))
     context = ctx(request)
-    names = await context.store.queues()
-    found = await asyncio.gather(*(context.store.stats(q) for q in names))
+    page = await listing.read_page(context.store, wanted)
+    found = await listing.read_each(page.names, context.store.stats)
     queues = {stats.name: stats_json(stats) for stats in found}
-    return reply(request, {"queues": queues, "redis": context.storage, "count": len(queues)})
+    return reply(request, {"queues": queues, "redis": context.storage, **page.fields()})
 
 
 async def queue_stats(request: web.Request) -> web.Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from restmq.errors import EmptyQueue
-from restmq.http import pages, shapes
+from restmq.http import listing, pages, shapes
 from restmq.http.context import ctx
 from restmq.http.params import read_params
 from restmq.http.render import no_content, reply
@@ -61,12 +61,14 @@ def _wants_json(request: web.Request) -> bool:
 
 
 async def list_queues(request: web.Request) -> web.Response:
-    """``GET /q/``: the queues, as JSON for programs and HTML for browsers."""
-    await read_params(request)
-    names = await ctx(request).store.queues()
+    """``GET /q/``: a page of queue names (``restmq.http.listing``), as JSON for programs
+    (``{"queues": [...], "count": N}``, plus ``next`` when more follow) and HTML for
+    browsers."""
+    wanted = listing.page_request(await read_params(request))
+    page = await listing.read_page(ctx(request).store, wanted)
     if _wants_json(request):
-        return reply(request, {"queues": names})
-    return pages.queue_list(names)
+        return reply(request, {"queues": page.names, **page.fields()})
+    return pages.queue_list(page.names)
 
 
 async def delete_queue(request: web.Request) -> web.Response:

@@ -1,13 +1,16 @@
 """The dashboard's live feed: ``GET /events/stats``, Server-Sent Events of the ``/stats/`` JSON.
 
-How this works. One ``StatsFeed`` per daemon reads every queue's stats while at least one
-dashboard is connected, and only then: every ``INTERVAL`` seconds, or four times as long as
-the last read took when that is longer (a broker with very many queues is not read back to
-back). When the JSON differs from the previous read, every connected dashboard is woken and
-sent it as one ``stats`` event; a dashboard that connects gets the latest at once. So N open
-dashboards cost one read per interval, not N. When Redis does not answer, an ``unavailable``
-event is sent instead (once, until it changes). Idle connections get the SSE heartbeat comment
-every ``heartbeat`` seconds; on shutdown every feed connection is ended.
+How this works. The feed is paged like ``/stats/`` (``after``, ``limit``: one page of queues,
+with ``count`` and ``next``; see ``restmq.http.listing``). One ``StatsFeed`` per daemon and
+page reads that page's stats while at least one dashboard shows it, and only then: every
+``INTERVAL`` seconds, or four times as long as the last read took when that is longer (a
+broker with very many queues is not read back to back). When the JSON differs from the
+previous read, every dashboard on that page is woken and sent it as one ``stats`` event; a
+dashboard that connects gets the latest at once. So N open dashboards cost one read per
+interval and page shown, not N; ``Feeds`` drops a page's feed when its last dashboard
+leaves. When Redis does not answer, an ``unavailable`` event is sent instead (once, until it
+changes). Idle connections get the SSE heartbeat comment every ``heartbeat`` seconds; on
+shutdown every feed connection is ended.
 
 The route is not ``/stats/stream``: that path already means the stats of a queue named
 ``stream``.
@@ -20,10 +23,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from restmq.errors import StorageError, StorageUnavailable
+from restmq.http import listing
 from restmq.http.context import CTX, Context
 from restmq.http.params import read_params
 from restmq.http.render import dumps
@@ -123,27 +128,61 @@ class StatsFeed:
                 subscription.changed.set()
 
 
-FEED = web.AppKey("restmq_stats_feed", StatsFeed)
+@dataclass
+class Feeds:
+    """The feeds of one daemon, one per page shown by at least one dashboard."""
+
+    context: Context
+    interval: float = INTERVAL
+    _feeds: dict[listing.PageRequest, StatsFeed] = field(default_factory=dict)
+    _users: dict[listing.PageRequest, int] = field(default_factory=dict)
+    closed: bool = False
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, page: listing.PageRequest) -> AsyncIterator[Subscription]:
+        feed = self._feeds.get(page)
+        if feed is None:
+            feed = self._feeds[page] = StatsFeed(self._reader(page), self.interval)
+        self._users[page] = self._users.get(page, 0) + 1
+        try:
+            async with feed.subscribe() as subscription:
+                yield subscription
+        finally:
+            self._users[page] -= 1
+            if not self._users[page]:
+                del self._users[page], self._feeds[page]
+
+    def _reader(self, page: listing.PageRequest) -> Read:
+        return lambda: read_stats(self.context, page)
+
+    async def close(self, _app: web.Application | None = None) -> None:
+        """End every subscription of every page (the application is shutting down)."""
+        self.closed = True
+        for feed in list(self._feeds.values()):
+            await feed.close()
 
 
-async def read_stats(context: Context) -> bytes:
-    """The ``/stats/`` JSON of every queue, as one ``stats`` event."""
-    names = await context.store.queues()
-    found = await asyncio.gather(*(context.store.stats(name) for name in names))
+FEED = web.AppKey("restmq_stats_feeds", Feeds)
+
+
+async def read_stats(context: Context, wanted: listing.PageRequest) -> bytes:
+    """The ``/stats/`` JSON of one page of queues, as one ``stats`` event."""
+    page = await listing.read_page(context.store, wanted)
+    found = await listing.read_each(page.names, context.store.stats)
     queues = {stats.name: stats_json(stats) for stats in found}
-    return stats_event(dumps({"queues": queues, "redis": context.storage, "count": len(queues)}))
+    return stats_event(dumps({"queues": queues, "redis": context.storage, **page.fields()}))
 
 
 def install(app: web.Application) -> None:
-    """Give ``app`` its stats feed; it ends its connections when the app shuts down."""
-    feed = StatsFeed(lambda: read_stats(app[CTX]))
-    app[FEED] = feed
-    app.on_shutdown.append(feed.close)
+    """Give ``app`` its stats feeds; they end their connections when the app shuts down."""
+    feeds = Feeds(app[CTX])
+    app[FEED] = feeds
+    app.on_shutdown.append(feeds.close)
 
 
 async def stats_events(request: web.Request) -> web.StreamResponse:
-    """``GET /events/stats``: the ``/stats/`` JSON each time it changes, as SSE."""
-    await read_params(request)
+    """``GET /events/stats``: a page of the ``/stats/`` JSON each time it changes, as SSE."""
+    page = listing.page_request(await read_params(request))
     response = web.StreamResponse(headers=STREAM_HEADERS)
     response.content_type = "text/event-stream"
     response.charset = "utf-8"
@@ -152,7 +191,7 @@ async def stats_events(request: web.Request) -> web.StreamResponse:
     heartbeat = request.app[CTX].settings.heartbeat
     with contextlib.suppress(ConnectionError, TimeoutError):
         await response.write(RETRY)
-        async with request.app[FEED].subscribe() as subscription:
+        async with request.app[FEED].subscribe(page) as subscription:
             while (event := await subscription.next(heartbeat)) is not None:
                 await asyncio.wait_for(response.write(event), STALL_TIMEOUT)
     return response

@@ -6,6 +6,10 @@
 // dashboard), and "unavailable" while Redis does not answer. Rows are updated in place, so a
 // focused button keeps its focus while the numbers move.
 //
+// Paging: like /stats/, the feed carries one page of PAGE_SIZE queues in name order, "count"
+// (every queue) and "next" (the cursor of the next page, when there is one). Next and
+// Previous reconnect the feed with ?after=<cursor>; the cursors of the pages seen are kept.
+//
 // Controls: pause/resume is POST /control/<q> status=stop|start, the policy button is
 // POST /p/<q> policy=..., purge is DELETE /q/<q> after a confirmation. The table shows the
 // effect with the next stats event (within about half a second).
@@ -19,12 +23,16 @@
   const COUNTS = ["len", "consumers", "leased", "delayed", "dead"];
   const TAIL_LIMIT = 200;
   const RECONNECT_MS = 5000;
+  const PAGE_SIZE = 500;
   const $ = (id) => document.getElementById(id);
   const tbody = document.querySelector("#queues tbody");
   const rows = new Map(); // queue name -> {tr, cells, buttons}
   let queues = {}; // the latest stats of every queue, by name
   let selected = null; // the queue shown in the detail view
   let tail = null; // the EventSource of the tail, while tailing
+  let feed = null; // the EventSource of the stats feed
+  const cursors = [""]; // the "after" of every page up to the one shown
+  let nextCursor = null; // the "next" of the page shown, if another page follows
 
   const queuePath = (prefix, queue) => prefix + encodeURIComponent(queue);
   const numberText = (n) => Number(n).toLocaleString("en");
@@ -37,19 +45,46 @@
     badge.className = "badge " + kind;
   }
 
+  function feedUrl() {
+    const after = cursors[cursors.length - 1];
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (after) query.set("after", after);
+    return "/events/stats?" + query.toString();
+  }
+
   function connect() {
-    const source = new EventSource("/events/stats");
+    const source = new EventSource(feedUrl());
+    feed = source;
     source.addEventListener("open", () => setConnection("live", "ok"));
     source.addEventListener("stats", (event) => render(JSON.parse(event.data)));
     source.addEventListener("unavailable", () => setConnection("storage unavailable", "bad"));
     source.addEventListener("error", () => {
+      if (source !== feed) return;
       if (source.readyState === EventSource.CLOSED) {
         setConnection("disconnected, retrying…", "bad");
-        setTimeout(connect, RECONNECT_MS);
+        setTimeout(() => { if (source === feed) connect(); }, RECONNECT_MS);
       } else {
         setConnection("reconnecting…", "warn");
       }
     });
+  }
+
+  function turnPage(forward) {
+    if (forward && nextCursor) cursors.push(nextCursor);
+    else if (!forward && cursors.length > 1) cursors.pop();
+    else return;
+    if (feed) feed.close();
+    setConnection("connecting…", "warn");
+    connect();
+  }
+
+  function renderPager(stats) {
+    nextCursor = stats.next || null;
+    const first = (cursors.length - 1) * PAGE_SIZE;
+    const shown = Object.keys(stats.queues).length;
+    $("page").textContent = shown ? `${numberText(first + 1)}–${numberText(first + shown)}` : "–";
+    $("page-prev").disabled = cursors.length <= 1;
+    $("page-next").disabled = nextCursor === null;
   }
 
   function render(stats) {
@@ -57,6 +92,7 @@
     queues = stats.queues;
     $("storage").textContent = stats.redis;
     $("count").textContent = numberText(stats.count);
+    renderPager(stats);
     const now = new Date();
     $("updated").textContent = now.toLocaleTimeString();
     $("updated").dateTime = now.toISOString();
@@ -331,6 +367,8 @@
     $("detail-close").addEventListener("click", closeDetail);
     $("tail-toggle").addEventListener("click", () => (tail ? stopTail() : startTail()));
     $("tail-clear").addEventListener("click", () => { $("tail-log").textContent = ""; });
+    $("page-prev").addEventListener("click", () => turnPage(false));
+    $("page-next").addEventListener("click", () => turnPage(true));
     window.addEventListener("hashchange", fromHash);
     fromHash(null);
     connect();

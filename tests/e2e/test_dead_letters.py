@@ -174,3 +174,33 @@ async def test_without_max_deliveries_a_message_is_redelivered_for_ever(
         async with session.get(f"{url}/q/jobs") as response:
             assert (await response.json())["value"] == "again"
     await assert_no_orphans(raw_redis, backend.prefix)
+
+
+async def test_a_dead_letter_queue_is_terminal(
+    broker: Broker, raw_redis: Redis, backend: Backend
+) -> None:
+    """Issue 9: a message that fails in ``jobs:dead`` stays there — requeued with its delivery
+    count — and no ``jobs:dead:dead`` ever appears; max_deliveries on it is refused."""
+    keys, url = Keys(backend.prefix), broker.url
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{url}/p/jobs:dead", data={"max_deliveries": "1"}) as refused:
+            assert refused.status == 400
+            assert "terminal" in (await refused.json())["error"]
+        await _post(session, f"{url}/p/jobs", max_deliveries=1)
+        await _add(session, url, "jobs", "poison")
+        lease = await _reserve(session, url, "jobs", timeout=60)
+        assert (await _post(session, f"{url}/q/jobs/nack", **lease))["outcome"] == "dead"
+
+        for delivery in (2, 3):
+            dead = await _reserve(session, url, "jobs:dead", timeout=60)
+            assert (dead["key"], dead["deliveries"]) == ("jobs:dead:1", delivery)
+            nacked = await _post(session, f"{url}/q/jobs:dead/nack", **dead)
+            assert nacked["outcome"] == "requeued"
+
+        async with session.get(f"{url}/q/", headers={"Accept": "application/json"}) as r:
+            assert (await r.json())["queues"] == ["jobs", "jobs:dead"]
+        assert await raw_redis.lrange(keys.queue_key("jobs:dead", "ready"), 0, -1) == ["1"]
+        assert await raw_redis.smembers(keys.registry) == {"jobs", "jobs:dead"}
+        async with session.get(f"{url}/q/jobs:dead") as response:
+            assert (await response.json())["key"] == "jobs:dead:1"
+    await assert_no_orphans(raw_redis, backend.prefix)

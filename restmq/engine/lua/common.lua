@@ -1,7 +1,8 @@
 -- common.lua: prepended to every per-queue script by the loader.
 --
 -- KEYS[1..14] are the queue's keys in restmq.keys.QUEUE_KEY_SUFFIXES order, then the keys of
--- its dead-letter queue as KEYS[15..28] (DEAD + offset).
+-- its dead-letter queue as KEYS[15..28] (DEAD + offset). A dead-letter queue is terminal: it
+-- gets its own keys there again (IS_DEAD), and no max_deliveries applies in it.
 -- Message ids are the integers of the per-queue counter; a message's value lives in the
 -- `vals` hash, and its id is in exactly one of `ready` (list), `delayed` (zset) or `leased`
 -- (zset). TTLs are logical (the `exp` zset), so a value and its reference always vanish
@@ -15,6 +16,7 @@ local DEAD = 14
 local SWEEP_LIMIT = 100
 -- ARGV[1] is always the queue's pub/sub channel; it is removed so scripts see their own ARGV.
 local CHANNEL = table.remove(ARGV, 1)
+local IS_DEAD = KEYS[1] == KEYS[DEAD + 1]
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -105,9 +107,21 @@ end
 
 local function by_id_desc(a, b) return tonumber(a) > tonumber(b) end
 
+-- How many deliveries a message of this queue gets before it is dead-lettered (0: no
+-- limit). None in a dead-letter queue: a message that fails there again stays there.
+local function max_deliveries()
+  if IS_DEAD then return 0 end
+  return tonumber(redis.call('HGET', K_META, 'max_deliveries') or '0')
+end
+
 -- A message whose deliveries reached max_deliveries moves to the dead-letter queue
--- with its delivery count; it is a new message there, numbered by its own counter.
+-- with its delivery count; it is a new message there, numbered by its own counter. In a
+-- dead-letter queue (terminal, see max_deliveries) it stays, back at the front.
 local function bury(id)
+  if IS_DEAD then
+    redis.call('RPUSH', K_READY, id)
+    return
+  end
   local value = redis.call('HGET', K_VALS, id)
   local deliveries = redis.call('HGET', K_DELIV, id) or '0'
   forget(id)
@@ -123,7 +137,7 @@ local function requeue_expired_leases(now)
   local ids = due_batch(K_LEASED, now)
   if #ids == 0 then return 0 end
   table.sort(ids, by_id_desc)
-  local max = tonumber(redis.call('HGET', K_META, 'max_deliveries') or '0')
+  local max = max_deliveries()
   for _, id in ipairs(ids) do
     redis.call('ZREM', K_LEASED, id)
     redis.call('HDEL', K_LEASES, id)
@@ -183,4 +197,57 @@ local function next_due()
     if first[2] and (best < 0 or tonumber(first[2]) < best) then best = tonumber(first[2]) end
   end
   return best
+end
+
+-- Idle queues and purges (idle.lua, relist.lua, purge.lua). `base` is 0 for the queue's own
+-- keys and DEAD for its dead-letter queue's.
+
+-- Whether the queue at `base` holds a message in any state: waiting, delayed or leased.
+local function holds_messages(base)
+  return redis.call('HLEN', KEYS[base + 3]) > 0 or redis.call('LLEN', KEYS[base + 2]) > 0
+    or redis.call('ZCARD', KEYS[base + 6]) > 0 or redis.call('ZCARD', KEYS[base + 7]) > 0
+end
+
+-- Whether a presence hash (member -> deadline ms: consumers, pollers) has a live member.
+local function has_live(key, now)
+  local flat = redis.call('HGETALL', key)
+  for i = 2, #flat, 2 do
+    if tonumber(flat[i]) >= now then return true end
+  end
+  return false
+end
+
+local function has_max_deliveries(meta)
+  return tonumber(redis.call('HGET', meta, 'max_deliveries') or '0') > 0
+end
+
+-- Whether a meta hash holds a setting: a stopped status, the roundrobin policy, or (unless
+-- the queue is a dead-letter queue, where it means nothing) max_deliveries. Its other fields
+-- (`listed`, `rr`, the idle marks) are bookkeeping, not settings.
+local function has_settings(meta, terminal)
+  local status, policy = unpack(redis.call('HMGET', meta, 'status', 'policy'))
+  if status == 'stopped' or policy == 'roundrobin' then return true end
+  return not terminal and has_max_deliveries(meta)
+end
+
+-- Whether the queue at `base` is unused: no message, no live consumer or long poller, and
+-- nothing set.
+local function unused(base, terminal, now)
+  return not holds_messages(base) and not has_live(KEYS[base + 12], now)
+    and not has_live(KEYS[base + 14], now) and not has_settings(KEYS[base + 10], terminal)
+end
+
+-- Whether this queue must stay listed: it is not unused, or it is a queue with dead letters,
+-- or it is the dead-letter queue of a queue with max_deliveries (messages may arrive at any
+-- time: `parent_meta` is that queue's meta).
+local function in_use(now, parent_meta)
+  if not unused(0, IS_DEAD, now) then return true end
+  if IS_DEAD then return has_max_deliveries(parent_meta) end
+  return holds_messages(DEAD)
+end
+
+-- Delete every key of the queue at `base` but its id counter (KEYS[base + 1]): its keys
+-- keep counting, so a late del or ack of an old key can never hit a newer message.
+local function forget_queue(base)
+  redis.call('DEL', unpack(KEYS, base + 2, base + DEAD))
 end

@@ -1,5 +1,7 @@
 -- nack.lua: give a leased message back — now (front of the queue) or after a delay — or,
--- when it has reached the queue's max_deliveries, move it to the dead-letter queue.
+-- when it has reached the queue's max_deliveries, move it to the dead-letter queue. In a
+-- dead-letter queue it always comes back (terminal: there is no dead-letter queue of it), and
+-- its delivery count keeps growing.
 -- KEYS: the queue's keys, then its dead-letter queue's keys (see common.lua).
 -- ARGV: id, receipt, delay_ms, undo ('1': the message never reached anyone — a long poll
 --   whose client left — so its delivery is not counted and it is not dead-lettered)
@@ -16,7 +18,7 @@ if ARGV[4] == '1' then
   wake()
   return {1, -1}
 end
-local max = tonumber(redis.call('HGET', K_META, 'max_deliveries') or '0')
+local max = max_deliveries()
 if max > 0 and tonumber(redis.call('HGET', K_DELIV, id) or '0') >= max then
   bury(id)
   return {3, -1}
