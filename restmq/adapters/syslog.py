@@ -98,7 +98,8 @@ class Sink:
     async def close(self, timeout: float) -> None:
         """Give the writer up to ``timeout`` seconds to store what is pending, then stop it."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel
+                await self._idle.wait()
         except TimeoutError:
             lost = len(self._pending) + self._in_flight
             log.warning("syslog: stopping with %d messages not stored", lost)
@@ -288,7 +289,8 @@ class SyslogListener:
             transport.close()
         if self.receiver.connections:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.receiver.all_closed.wait(), CLOSE_TIMEOUT)
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self.receiver.all_closed.wait()
         await self.sink.close(flush_timeout)
 
 

@@ -58,7 +58,8 @@ class Consumer:
                 return None
             self._wakeup.clear()  # close() sets it too
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel
+                    await self._wakeup.wait()
             except TimeoutError:
                 return None
         return self._outbox.popleft()

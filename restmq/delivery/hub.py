@@ -260,8 +260,9 @@ class _Pump:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kicked.wait(), SAFETY_SWEEP)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can swallow a cancel
+                async with asyncio.timeout(SAFETY_SWEEP):
+                    await self._kicked.wait()
             self._kicked.clear()
             try:
                 await self._claim_all()

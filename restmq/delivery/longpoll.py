@@ -100,7 +100,8 @@ class LongPolls:
 
     async def _outcome(self, waiter: _Waiter[T], timeout: float) -> list[T]:
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel (3.11)
+                return await asyncio.shield(waiter.future)
         except TimeoutError:
             if waiter.state is _State.CLAIMED:
                 waiter.expired = True

@@ -45,8 +45,14 @@ def open_storage(
         health_check_interval=30,
     )
     pipeliner = Pipeliner(redis, load_scripts(), timeout=timeout)
+    # No socket timeout: redis-py then wraps each send in asyncio.wait_for, which on Python
+    # 3.11 can swallow the cancellation that stops the subscriber (a hang on SIGTERM).
     pubsub = Redis.from_url(
-        url, decode_responses=True, max_connections=4, socket_connect_timeout=SOCKET_TIMEOUT
+        url,
+        decode_responses=True,
+        max_connections=4,
+        socket_timeout=None,
+        socket_connect_timeout=SOCKET_TIMEOUT,
     )
     store = QueueStore(pipeliner, Keys(prefix), idempotency_window)
     return Storage(redis, pipeliner, store, pubsub)

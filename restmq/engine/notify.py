@@ -60,7 +60,8 @@ class Subscriber:
             with contextlib.suppress(redis_errors.RedisError, OSError):
                 await self._pubsub.subscribe(channel)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), CONFIRM_TIMEOUT)
+            async with asyncio.timeout(CONFIRM_TIMEOUT):  # not wait_for: see connection.py
+                await asyncio.shield(waiter)
         except TimeoutError:
             if waiter in self._pending.get(channel, []):
                 self._pending[channel].remove(waiter)
