@@ -125,16 +125,25 @@ async def test_a_redis_that_restarts_empty_loses_its_data_but_nothing_lies(
     ledger.check(may_lose=ledger.attempted_by(healed_at + DEADLINE))
 
 
-async def test_a_killed_embedded_valkey_is_restarted_and_loses_at_most_its_fsync_window(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+async def embedded(tmp_path: Path) -> AsyncIterator[tuple[Path, Broker]]:
+    """A broker with its own Valkey; the broker must still stop cleanly after the fault."""
     data_dir = tmp_path / "data"
     args = ["--data-dir", str(data_dir), *FLAGS]
     broker = Broker(args=args, port=free_port(), log_path=tmp_path / "broker.log").start()
     try:
-        ledger, fault_at, _ = await _run(broker.url, lambda: _kill_valkey(data_dir), _nothing)
+        yield data_dir, broker
     finally:
+        for pid in _valkey_pids(data_dir):
+            os.kill(pid, signal.SIGCONT)
         assert broker.stop() == 0
+
+
+async def test_a_killed_embedded_valkey_is_restarted_and_loses_at_most_its_fsync_window(
+    embedded: tuple[Path, Broker],
+) -> None:
+    data_dir, broker = embedded
+    ledger, fault_at, _ = await _run(broker.url, lambda: _kill_valkey(data_dir), _nothing)
     window = {
         value for value, at in ledger.accepted().items()
         if fault_at - AOF_WINDOW <= at <= fault_at + DEADLINE
@@ -143,19 +152,12 @@ async def test_a_killed_embedded_valkey_is_restarted_and_loses_at_most_its_fsync
 
 
 async def test_a_frozen_embedded_valkey_gets_answers_in_time_and_loses_nothing(
-    tmp_path: Path,
+    embedded: tuple[Path, Broker],
 ) -> None:
-    data_dir = tmp_path / "data"
-    args = ["--data-dir", str(data_dir), *FLAGS]
-    broker = Broker(args=args, port=free_port(), log_path=tmp_path / "broker.log").start()
+    data_dir, broker = embedded
     (pid,) = _valkey_pids(data_dir)
-    try:
-        ledger, _, _ = await _run(
-            broker.url, lambda: os.kill(pid, signal.SIGSTOP), lambda: os.kill(pid, signal.SIGCONT)
-        )
-    finally:
-        os.kill(pid, signal.SIGCONT)
-        assert broker.stop() == 0
+    freeze, thaw = (lambda: os.kill(pid, signal.SIGSTOP)), (lambda: os.kill(pid, signal.SIGCONT))
+    ledger, _, _ = await _run(broker.url, freeze, thaw)
     ledger.check()
 
 
