@@ -20,7 +20,7 @@ from restmq.delivery.hub import Hub
 from restmq.engine.connection import Storage, open_storage, prepare
 from restmq.engine.notify import Subscriber
 from restmq.engine.streams import DeliveryTuning, StreamStore
-from restmq.errors import StorageUnavailable
+from restmq.errors import OutcomeUnknown, StorageUnavailable
 from restmq.http.app import build_app
 from restmq.http.connection import Runner
 from restmq.http.context import Context
@@ -30,14 +30,16 @@ log = logging.getLogger("restmq.worker")
 CANCEL_GRACE = 1.0  # seconds of shutdown_timeout kept for cancelling requests that overran
 
 
-async def _sweeper(storage: Storage, interval: float) -> None:
-    """Expire TTLs, promote delayed messages and requeue expired leases when they are due."""
+async def _sweeper(storage: Storage, interval: float, idle_time: float) -> None:
+    """Expire TTLs, promote delayed messages and requeue expired leases when they are due,
+    and let queues unused for ``idle_time`` seconds leave the listings."""
+    idle_ms = int(idle_time * 1000)
     while True:
         try:
-            while await storage.store.sweep_due(int(time.time() * 1000)):
+            while await storage.store.sweep_due(int(time.time() * 1000), idle_ms=idle_ms):
                 pass
-        except StorageUnavailable:
-            pass
+        except (StorageUnavailable, OutcomeUnknown):
+            pass  # the storage's state changes are logged by the pipeliner
         except Exception:  # keep sweeping; the next round may succeed
             log.exception("sweep failed")
         await asyncio.sleep(interval)
@@ -132,7 +134,9 @@ async def serve_worker(
     syslog: SyslogListener | None = None
     if settings.syslogd:  # with several workers each one listens too, through SO_REUSEPORT
         syslog = await start_syslog(settings, storage.store, reuse_port=reuse_port)
-    sweeper = asyncio.create_task(_sweeper(storage, settings.sweep_interval))
+    sweeper = asyncio.create_task(
+        _sweeper(storage, settings.sweep_interval, settings.queue_idle_time)
+    )
     log.info("listening on http://%s:%d (%s)", settings.listen, settings.port, context.storage)
     await stop.wait()
     log.info("stopping: draining requests")

@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from restmq.config import Settings
 from restmq.engine.connection import open_storage, prepare
 from restmq.engine.store import QueueStore
-from restmq.errors import StorageUnavailable
+from restmq.errors import OutcomeUnknown, StorageUnavailable
 from restmq.protocol.syslog import SyslogFramer, SyslogRecord, parse_datagram, parse_line
 
 __all__ = ["Sink", "SyslogListener", "queue_for", "serve_syslogd", "start_syslog"]
@@ -160,6 +160,12 @@ class Sink:
             except StorageUnavailable as exc:
                 log.warning("syslog: storage unavailable (%s); will retry", exc.message)
                 return messages[start:]
+            except OutcomeUnknown:
+                # Maybe stored: a retry could store them twice, so they count as sent (syslog
+                # is at-most-once anyway, UDP most of all).
+                log.warning("syslog: outcome unknown for %d messages for %s", len(chunk), queue)
+                self.dropped += len(chunk)
+                continue
             except Exception:
                 log.exception("syslog: dropped %d messages for %s", len(chunk), queue)
                 self.dropped += len(chunk)

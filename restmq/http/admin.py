@@ -11,6 +11,7 @@ from aiohttp import web
 
 from restmq.errors import BadRequest, StorageUnavailable
 from restmq.http import listing
+from restmq.http.access import permits
 from restmq.http.context import ctx
 from restmq.http.params import read_params
 from restmq.http.render import reply
@@ -120,7 +121,6 @@ async def livez(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     """The process answers and Redis answers a PING (503 otherwise). The storage address is
     shown only to a client the ACL lets see ``/stats``, which shows it too."""
-    from restmq.http.access import permits  # TODO(issue 9): move up with the module imports
 
     context = ctx(request)
     await context.store.ping()

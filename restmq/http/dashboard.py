@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from restmq.errors import StorageError, StorageUnavailable
+from restmq.errors import OutcomeUnknown, StorageError, StorageUnavailable
 from restmq.http import listing
 from restmq.http.context import CTX, Context
 from restmq.http.params import read_params
@@ -117,7 +117,7 @@ class StatsFeed:
     async def _refresh(self) -> None:
         try:
             event = await self._read()
-        except (StorageUnavailable, StorageError):
+        except (StorageUnavailable, OutcomeUnknown, StorageError):
             event = UNAVAILABLE
         except Exception:  # keep the feed alive; the next read may succeed
             log.exception("dashboard stats read failed")

@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 
 from restmq import deadline, metrics
 from restmq.engine.store import QueueStore
-from restmq.errors import StorageError, StorageUnavailable
+from restmq.errors import OutcomeUnknown, StorageError, StorageUnavailable
 from restmq.http.context import CTX, ctx
 from restmq.http.routing import route_template
 
@@ -160,7 +160,7 @@ class DepthReader:
         """Before the first read is done: how many queues there are, no depths (age +Inf)."""
         try:
             count = await self.store.queue_count()
-        except (StorageUnavailable, StorageError):
+        except (StorageUnavailable, OutcomeUnknown, StorageError):
             return metrics.depth_families([], storage_up=False)
         return metrics.depth_families([], storage_up=True, total=count, age=math.inf)
 
@@ -178,7 +178,7 @@ class DepthReader:
             summary = await _summarize(self.store)
             self._last, self._up = (time.monotonic(), summary), True
             self._took = time.monotonic() - started
-        except (StorageUnavailable, StorageError):
+        except (StorageUnavailable, OutcomeUnknown, StorageError):
             self._up = False
         except Exception:  # a bug: keep scraping the counters
             log.exception("reading the queue depths failed")

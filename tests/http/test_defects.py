@@ -148,12 +148,13 @@ async def test_delete_leaves_no_key_of_the_queue_behind(
     purged = await call(http, broker, "DELETE", "/q/gone")
 
     assert_json(purged, {"queue": "gone", "status": 1, "purged": 2})
-    assert await keys_of(raw_redis, backend.prefix, "gone") == {}
+    # Only the id counter stays: keys are never reused (SPEC §3.2, §4).
+    assert await keys_of(raw_redis, backend.prefix, "gone") == {"seq": "string"}
     assert await raw_redis.smembers(keys.registry) == {"kept"}
     assert await raw_redis.zscore(keys.timers, "gone") is None
     assert_json(
         await call(http, broker, "GET", "/q/", headers={"Accept": "application/json"}),
-        {"queues": ["kept"]},
+        {"queues": ["kept"], "count": 1},
     )
     assert await queue_len(http, broker, "kept") == 1
 

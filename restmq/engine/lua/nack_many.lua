@@ -9,7 +9,7 @@
 -- Returns: {first_due_ms, status1, status2, ...}: status 1 requeued, 2 delayed, 3
 -- dead-lettered, or a failure status of leases.lua (0, -1, -2: nothing changed for that
 -- entry); first_due_ms is the earliest due time of the delayed entries, or -1.
-local max = tonumber(redis.call('HGET', K_META, 'max_deliveries') or '0')
+local max = max_deliveries()
 
 local function nack_one(id, receipt, delay)
   local status = lease_status(id, receipt)
