@@ -224,6 +224,7 @@ PROTOCOL = [
     Operation(
         "POST", "/xmlrpc", "xmlrpc", "An XML-RPC call", "xml-rpc",
         {"200": media_answer("A methodResponse: the result or a fault.", {"text/xml": TEXT})},
+        params=(ONCE,),
         body=raw_body("A methodCall: get, set, add, take, len, queues, reserve, ack.",
                       {"text/xml": TEXT}, {"text/xml": XMLRPC_CALL}),
         description="Faults: 1 empty queue, 2 bad input, 3 no such message, 4 wrong or expired "
