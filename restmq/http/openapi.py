@@ -6,8 +6,9 @@ routes, which a daemon registers only with ``--collectd``) from the operation ta
 operation gets the error answers that can occur on it: 400 everywhere (the query string and
 its JSONP ``callback`` are checked on every route), 413 where a body is read, 503 where Redis
 is touched, and 401/403 (and 503, from the access-key lookup) where the access-control table
-protects the route. A GET gets its HEAD twin where the route table registers one. Methods a
-path does not list answer 405 with ``Allow``.
+protects the route; a row may describe one of these itself (the listings say what their 400
+is about). A GET gets its HEAD twin where the route table registers one. Methods a path does
+not list answer 405 with ``Allow``.
 
 ``tests/openapi`` keep the document true: every registered route and method is in it and
 nothing else, it validates as OpenAPI 3.1, and schemathesis checks a real broker's answers
@@ -130,9 +131,10 @@ def _error_statuses(op: Operation) -> set[int]:
 
 
 def _responses(op: Operation) -> Schema:
+    """The row's answers, and the shared error answers it does not describe itself."""
     answers = dict(op.answers)
     for code in _error_statuses(op):
-        answers[str(code)] = {"$ref": f"#/components/responses/{ERRORS[code][0]}"}
+        answers.setdefault(str(code), {"$ref": f"#/components/responses/{ERRORS[code][0]}"})
     return dict(sorted(answers.items()))
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from restmq.http.openapi_schemas import TEXT, WS_HEADERS, Schema, ref
+from restmq.http.listing import DEFAULT_LIMIT, MAX_LIMIT
+from restmq.http.openapi_schemas import ERRORS, TEXT, WS_HEADERS, Schema, ref
 
 JS_TYPE = "application/javascript"
 JSONP: Schema = {
@@ -117,6 +118,26 @@ PRODUCE_NOTE = (
     "window adds nothing and answers the first attempt's key(s); the same key with another "
     "request is a 422."
 )
+_PAGED = ("limit", "after", "callback")
+BAD_LIMIT = f"A `limit` that is not a whole number from 1 to {MAX_LIMIT}"
+LISTING_NOTE = (
+    f"Paged, in name order (Unicode code points): at most `limit` queues (default "
+    f"{DEFAULT_LIMIT}) whose names sort after `after`; `count` is the number of queues in all, "
+    "and `next`, present only when more queues follow, is the `after` of the next page. "
+    f"{BAD_LIMIT} is a 400."
+)
+BAD_PAGE: Schema = {
+    **ERRORS[400][1],
+    "description": f"{BAD_LIMIT}, or other bad input (the callback, the encoding, the body); a "
+    "request line or header longer than 8190 bytes gets the HTTP parser's plain text.",
+}
+
+
+def paged(answer: Schema) -> dict[str, Schema]:
+    """The answers of a paged listing: ``answer``, and the 400 of a bad ``limit``."""
+    return {"200": answer, "400": BAD_PAGE}
+
+
 STREAM_NOTE = (
     "A stream: the answer's headers come at once and the body never ends by itself (the "
     "client closes it, or the server on shutdown or when the queue is purged)."
@@ -151,12 +172,13 @@ CONSUME = [
     ),
     *(
         Operation(
-            "GET", path, f"listQueues{suffix}", "List the queues", "consume",
-            {"200": media_answer(
+            "GET", path, f"listQueues{suffix}", "List the queues, a page at a time", "consume",
+            paged(media_answer(
                 "HTML for browsers; JSON with `Accept: application/json` or `callback`.",
                 {"text/html": TEXT, "application/json": ref("Queues"), JS_TYPE: JSONP},
-            )},
-            ("callback",),
+            )),
+            _PAGED,
+            description=LISTING_NOTE + " The HTML page links to the next page.",
         )
         for path, suffix in (("/q", ""), ("/q/", "Slash"))
     ),
@@ -170,8 +192,10 @@ CONSUME = [
     Operation(
         "DELETE", "/q/{queue}", "purgeQueue", "Purge a queue", "consume",
         {"200": json_answer("`status` 1 when the queue existed.", "Purged")}, _QUEUE,
-        description="Removes every message, lease, counter, policy and status of the queue and "
-        "closes its streaming consumers on every daemon.",
+        description="Removes every message, lease, soft-get count, policy and status of the "
+        "queue and closes its streaming consumers on every daemon. Its id counter is kept: keys "
+        "keep counting, so a message added later never gets the key of a purged one. Its "
+        "dead-letter queue `<queue>:dead` goes with it when that holds nothing.",
     ),
 ]
 
@@ -241,8 +265,9 @@ ADMIN = [
               "admin", {"200": json_answer("The queue's policy now.", "Policy")}, _QUEUE,
               fields_body("PolicyFields")),
     *(
-        Operation("GET", path, f"listControl{suffix}", "Every queue's status", "admin",
-                  {"200": json_answer("1 started, 0 stopped.", "ControlList")}, ("callback",))
+        Operation("GET", path, f"listControl{suffix}", "The queues' statuses, a page at a time",
+                  "admin", paged(json_answer("1 started, 0 stopped.", "ControlList")),
+                  _PAGED, description=LISTING_NOTE)
         for path, suffix in (("/control", ""), ("/control/", "Slash"))
     ),
     Operation("GET", "/control/{queue}", "getControl", "A queue's status", "admin",
@@ -252,8 +277,9 @@ ADMIN = [
               {"200": json_answer("The new status.", "ControlSet")}, _QUEUE,
               fields_body("ControlFields")),
     *(
-        Operation("GET", path, f"allStats{suffix}", "Every queue's counts", "admin",
-                  {"200": json_answer("The stats of every queue.", "AllStats")}, ("callback",))
+        Operation("GET", path, f"allStats{suffix}", "The queues' counts, a page at a time",
+                  "admin", paged(json_answer("The stats of a page of queues.", "AllStats")),
+                  _PAGED, description=LISTING_NOTE)
         for path, suffix in (("/stats", ""), ("/stats/", "Slash"))
     ),
     Operation("GET", "/stats/{queue}", "queueStats", "A queue's counts", "admin",
@@ -288,10 +314,10 @@ STREAMS = [
     ),
     Operation(
         "GET", "/events/stats", "statsEvents", "The dashboard's feed of stats", "streams",
-        {"200": media_answer("`event: stats` / `data: <the /stats/ JSON>` each time it "
-                             "changes; `event: unavailable` while Redis is down.",
-                             {"text/event-stream": TEXT})},
-        ("callback",), storage=False, description=STREAM_NOTE,
+        paged(media_answer("`event: stats` / `data: <the /stats/ JSON of the page>` each time "
+                           "it changes; `event: unavailable` while Redis is down.",
+                           {"text/event-stream": TEXT})),
+        _PAGED, storage=False, description=STREAM_NOTE + " " + LISTING_NOTE,
         extra={"x-restmq-stream": "sse"},
     ),
 ]

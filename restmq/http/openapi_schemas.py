@@ -11,6 +11,7 @@ from typing import Any
 
 from restmq.http.admin import MAX_DELIVERIES
 from restmq.http.commands import MAX_BATCH, MAX_SETTLE
+from restmq.http.listing import DEFAULT_LIMIT, MAX_LIMIT
 from restmq.keys import MAX_QUEUE_NAME
 from restmq.protocol import fields as checks
 
@@ -99,6 +100,15 @@ STATS_FIELDS: dict[str, Schema] = {
     "dead": COUNTER,
 }
 
+# The paged listings (restmq.http.listing): count is every queue, next the cursor of the next page.
+TOTAL: Schema = {**COUNTER, "description": "How many queues are listed in all, not on this page."}
+NEXT: Schema = {**TEXT, "description": "Present only when more queues follow: the last name of "
+                "this page; ask again with `after=<next>`."}
+LIMIT: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT,
+                 "description": f"Queues per page, 1 to {MAX_LIMIT}; out of range is a 400."}
+AFTER: Schema = {**TEXT, "description": "The cursor: list the queues whose names sort after this "
+                 "one (Unicode code points); the `next` of the previous page."}
+
 OUTCOME: Schema = {"type": "string", "enum": ["requeued", "delayed", "dead"]}
 FAILED: Schema = {
     "type": "array",
@@ -148,7 +158,7 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "Extended": closed(["queue", "key", "timeout"], queue=TEXT, key=TEXT,
                        timeout={"type": "number"}),
-    "Queues": closed(["queues"], queues=STRING_LIST),
+    "Queues": closed(["queues", "count"], queues=STRING_LIST, count=TOTAL, next=NEXT),
     "Policy": closed(
         ["queue", "value"], queue=TEXT, value=POLICY,
         max_deliveries={"type": "integer", "minimum": 0, "maximum": MAX_DELIVERIES},
@@ -159,11 +169,15 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "ControlSet": closed(["stat"], stat=closed(["queue", "status"], queue=TEXT,
                                                 status=STATUS_NUMBER)),
-    "ControlList": closed(["redis", "queues"], redis=TEXT,
-                          queues={"type": "object", "additionalProperties": STATUS_NUMBER}),
+    "ControlList": closed(
+        ["redis", "queues", "count"], redis=TEXT, count=TOTAL, next=NEXT,
+        queues={"type": "object",
+                "additionalProperties": closed(["queue", "status"], queue=TEXT,
+                                               status=STATUS_NUMBER)},
+    ),
     "QueueStats": closed(list(STATS_FIELDS), **STATS_FIELDS),
     "AllStats": closed(
-        ["queues", "redis", "count"], redis=TEXT, count=COUNTER,
+        ["queues", "redis", "count"], redis=TEXT, count=TOTAL, next=NEXT,
         queues={"type": "object", "additionalProperties": ref("QueueStats")},
     ),
     "OneQueueStats": closed(["redis", "queue", *STATS_FIELDS], redis=TEXT, queue=TEXT,
@@ -310,6 +324,8 @@ PARAMETERS: dict[str, Schema] = {
     "last_event_id": _query("last_event_id", KEY, "Like the `Last-Event-ID` header."),
     "Last-Event-ID": {"name": "Last-Event-ID", "in": "header", "schema": KEY,
                       "description": "Replay the broadcast messages after this key first."},
+    "limit": _query("limit", LIMIT),
+    "after": _query("after", AFTER),
     "rootQueue": _query("queue", QUEUE_NAME, "Take from this queue; without it, a redirect."),
     "Idempotency-Key": {"name": "Idempotency-Key", "in": "header", "schema": IDEMPOTENCY_KEY},
     "filename": {"name": "filename", "in": "path", "required": True,
