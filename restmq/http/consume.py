@@ -68,7 +68,7 @@ async def list_queues(request: web.Request) -> web.Response:
     page = await listing.read_page(ctx(request).store, wanted)
     if _wants_json(request):
         return reply(request, {"queues": page.names, **page.fields()})
-    return pages.queue_list(page.names)
+    return pages.queue_list(page, wanted)
 
 
 async def delete_queue(request: web.Request) -> web.Response:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
 from restmq.errors import NotFound
+from restmq.http.listing import DEFAULT_LIMIT, Page, PageRequest
 from restmq.http.render import html
 from restmq.types import Message, QueueStats
 
@@ -31,11 +32,27 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def queue_list(names: list[str]) -> web.Response:
+def queue_list(page: Page, wanted: PageRequest) -> web.Response:
+    """``GET /q/`` for browsers: a page of queues, each linking to its job page, and a link to
+    the next page when one follows (the same ``limit``, ``after`` the page's ``next``)."""
     items = "".join(
-        f'<li><a href="/j/{quote(name, safe="")}">{escape(name)}</a></li>' for name in names
+        f'<li><a href="/j/{quote(name, safe="")}">{escape(name)}</a></li>' for name in page.names
     )
-    return html(_page("RestMQ queues", f"<ul>{items}</ul>" if names else "<p>No queues.</p>"))
+    listed = f"<ul>{items}</ul>" if page.names else "<p>No queues.</p>"
+    total = f"<p>{len(page.names)} of {page.count} queues.</p>"
+    return html(_page("RestMQ queues", total + listed + _next_link(page, wanted)))
+
+
+def _next_link(page: Page, wanted: PageRequest) -> str:
+    """The link to the next page ('' on the last one): a query-only URL, so it works below
+    ``/q`` and ``/q/`` and behind a proxy's path prefix; percent-encoded, then escaped."""
+    if page.next is None:
+        return ""
+    query = {"after": page.next}
+    if wanted.limit != DEFAULT_LIMIT:
+        query["limit"] = str(wanted.limit)
+    href = "?" + urlencode(query, quote_via=quote, safe="")
+    return f'<p><a rel="next" href="{escape(href)}">Next page</a></p>'
 
 
 _HELP = """
