@@ -434,7 +434,7 @@ def tail(
 @client_command("stats")
 @click.argument("queue", required=False)
 def stats(client: Client, out: Output, queue: str | None) -> None:
-    """The counts of every queue, or of QUEUE."""
+    """The counts of every queue (every page of the broker's listing), or of QUEUE."""
     found = client.stats() if queue is None else {queue: client.stats(queue)}
     rows = [(s.name, s.len, s.status, s.policy, s.consumers, s.leased, s.delayed, s.dead)
             for s in found.values()]
@@ -477,7 +477,7 @@ def resume(client: Client, out: Output, queue: str) -> None:
 
 @client_command("queues")
 def queues(client: Client, out: Output) -> None:
-    """The names of every queue."""
+    """The names of every queue, in name order (every page of the broker's listing)."""
     names = client.queues()
     out.show("\n".join(names), names)
 

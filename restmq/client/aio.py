@@ -79,6 +79,13 @@ class AsyncClient:
                     raise
             await asyncio.sleep(wait)
 
+    async def _walk(self, walk: calls.Walk[T]) -> list[T]:
+        """Every page of a listing, one request each (each retried on its own)."""
+        call: Call[calls.Page[T]] | None = walk.first()
+        while call is not None:
+            call = walk.then(await self._run(call))
+        return walk.items
+
     async def _attempt(self, call: Call[T]) -> T:
         url = self.options.url(call.path)
         try:
@@ -228,14 +235,14 @@ class AsyncClient:
     async def stats(self, queue: str) -> QueueStats: ...
 
     async def stats(self, queue: str | None = None) -> QueueStats | dict[str, QueueStats]:
-        """The counts of one queue, or of every queue by name."""
+        """The counts of one queue, or of every queue by name (every page of the listing)."""
         if queue is None:
-            return await self._run(calls.all_stats())
+            return {s.name: s for s in await self._walk(calls.Walk(calls.stats_page))}
         return await self._run(calls.stats(queue))
 
     async def queues(self) -> list[str]:
-        """The names of every queue."""
-        return await self._run(calls.queues())
+        """The names of every queue, in name order (every page of the listing)."""
+        return await self._walk(calls.Walk(calls.queue_page))
 
     async def purge(self, queue: str) -> int:
         """Remove the queue whole; returns how many messages were removed."""

@@ -508,19 +508,82 @@ def stats(queue: str) -> Call[QueueStats]:
     return Call("GET", queue_path("/stats/", queue), read, queue=queue)
 
 
-def all_stats() -> Call[dict[str, QueueStats]]:
-    def read(answer: Answer) -> dict[str, QueueStats]:
-        queues = _get(_json(answer), "queues", dict)
-        return {name: stats_of(obj) for name, obj in queues.items() if isinstance(obj, dict)}
+# ---------------------------------------------------------------------------- listings
+#
+# ``GET /q/`` and ``GET /stats/`` answer a page of queues at a time (docs/api.md#listings):
+# ``next``, present when more queues follow, is the ``after`` of the next page. A listing is
+# a ``Walk``: the call of each page in turn, until a page has no ``next``.
 
-    return Call("GET", "/stats/", read)
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing: its items, and the cursor of the next page (None: the last)."""
+
+    items: list[T]
+    next: str | None = None
 
 
-def queues() -> Call[list[str]]:
-    def read(answer: Answer) -> list[str]:
-        return _strings(_json(answer), "queues")
+def _cursor(obj: JSONObject, after: str) -> str | None:
+    """The ``next`` of a page (None on the last page, and from a broker that does not page).
+    A cursor that does not move forward would walk for ever: an UnexpectedAnswer."""
+    cursor = obj.get("next")
+    if cursor is None:
+        return None
+    if not isinstance(cursor, str) or cursor <= after:
+        raise UnexpectedAnswer(200, f"'next' is not a queue name after {after!r}")
+    return cursor
 
-    return Call("GET", "/q/", read, headers={"Accept": "application/json"})
+
+def _page_query(after: str, limit: int | None) -> dict[str, str]:
+    query = {"after": after} if after else {}
+    if limit is not None:
+        query["limit"] = str(limit)
+    return query
+
+
+def stats_page(after: str = "", limit: int | None = None) -> Call[Page[QueueStats]]:
+    """One page of ``GET /stats/``: the queues after ``after``, at most ``limit`` (the
+    broker's default, 1000, when None)."""
+
+    def read(answer: Answer) -> Page[QueueStats]:
+        obj = _json(answer)
+        queues = _get(obj, "queues", dict)
+        found = [stats_of(stats) for stats in queues.values() if isinstance(stats, dict)]
+        return Page(found, _cursor(obj, after))
+
+    return Call("GET", "/stats/", read, query=_page_query(after, limit))
+
+
+def queue_page(after: str = "", limit: int | None = None) -> Call[Page[str]]:
+    """One page of ``GET /q/`` (its JSON): the names after ``after``, at most ``limit``."""
+
+    def read(answer: Answer) -> Page[str]:
+        obj = _json(answer)
+        return Page(_strings(obj, "queues"), _cursor(obj, after))
+
+    query, headers = _page_query(after, limit), {"Accept": "application/json"}
+    return Call("GET", "/q/", read, query=query, headers=headers)
+
+
+@dataclass(slots=True)
+class Walk(Generic[T]):
+    """Every page of a listing, in order: ``first()`` is the call of the first page; give each
+    page read to ``then``, which answers the call of the next one, or None after the last.
+    ``items`` gathers the pages' items meanwhile.
+
+    ``page(after, limit)`` makes the call of one page (``queue_page``, ``stats_page``).
+    """
+
+    page: Callable[[str, int | None], Call[Page[T]]]
+    limit: int | None = None
+    items: list[T] = field(default_factory=list)
+
+    def first(self) -> Call[Page[T]]:
+        return self.page("", self.limit)
+
+    def then(self, page: Page[T]) -> Call[Page[T]] | None:
+        self.items += page.items
+        return None if page.next is None else self.page(page.next, self.limit)
 
 
 def purge(queue: str) -> Call[int]:

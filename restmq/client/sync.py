@@ -94,6 +94,13 @@ class Client:
                     raise
             time.sleep(wait)
 
+    def _walk(self, walk: calls.Walk[T]) -> list[T]:
+        """Every page of a listing, one request each (each retried on its own)."""
+        call: Call[calls.Page[T]] | None = walk.first()
+        while call is not None:
+            call = walk.then(self._run(call))
+        return walk.items
+
     def _attempt(self, call: Call[T]) -> T:
         url = self.options.url(call.path)
         try:
@@ -250,14 +257,19 @@ class Client:
     def stats(self, queue: str) -> QueueStats: ...
 
     def stats(self, queue: str | None = None) -> QueueStats | dict[str, QueueStats]:
-        """The counts of one queue, or of every queue by name."""
+        """The counts of one queue, or of every queue by name.
+
+        The broker lists the queues a page at a time (up to 1000 per request): every page is
+        read, one request each, in name order; a queue added or purged meanwhile may or may
+        not be in the result.
+        """
         if queue is None:
-            return self._run(calls.all_stats())
+            return {s.name: s for s in self._walk(calls.Walk(calls.stats_page))}
         return self._run(calls.stats(queue))
 
     def queues(self) -> list[str]:
-        """The names of every queue."""
-        return self._run(calls.queues())
+        """The names of every queue, in name order: every page of the listing, as ``stats``."""
+        return self._walk(calls.Walk(calls.queue_page))
 
     def purge(self, queue: str) -> int:
         """Remove the queue whole (messages, leases, counters) and close its streaming
