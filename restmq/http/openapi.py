@@ -5,10 +5,11 @@ routes, which a daemon registers only with ``--collectd``) from the operation ta
 ``restmq.http.openapi_paths`` and the components of ``restmq.http.openapi_schemas``. Each
 operation gets the error answers that can occur on it: 400 everywhere (the query string and
 its JSONP ``callback`` are checked on every route), 413 where a body is read, 503 where Redis
-is touched, and 401/403 (and 503, from the access-key lookup) where the access-control table
-protects the route; a row may describe one of these itself (the listings say what their 400
-is about). A GET gets its HEAD twin where the route table registers one. Methods a path does
-not list answer 405 with ``Allow``.
+is touched, 504 where a write may go unanswered (every storage route but the reading GETs;
+``GET /`` and ``GET /q/<queue>`` take a message), and 401/403 (and 503, from the access-key
+lookup) where the access-control table protects the route; a row may describe one of these
+itself (the listings say what their 400 is about). A GET gets its HEAD twin where the route
+table registers one. Methods a path does not list answer 405 with ``Allow``.
 
 ``tests/openapi`` keep the document true: every registered route and method is in it and
 nothing else, it validates as OpenAPI 3.1, and schemathesis checks a real broker's answers
@@ -114,6 +115,10 @@ def _operation(op: Operation) -> Schema:
     return {**spec, **op.extra}
 
 
+# The GETs that change the queue: their answer may be lost after the take was sent.
+TAKING_GETS = frozenset({"/", "/q/{queue}"})
+
+
 def _protected(op: Operation) -> bool:
     """Whether the access-control table checks this route (a missing one is protected)."""
     return ACCESS.get((op.method, op.path), UNLISTED) is not None
@@ -125,6 +130,8 @@ def _error_statuses(op: Operation) -> set[int]:
         codes.add(413)
     if op.storage:
         codes.add(503)
+        if op.method != "GET" or op.path in TAKING_GETS:
+            codes.add(504)
     if _protected(op):
         codes |= {401, 403, 503}
     return codes
