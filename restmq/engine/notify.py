@@ -87,7 +87,11 @@ class Subscriber:
             try:
                 await self._listen()
             except (redis_errors.RedisError, OSError) as exc:
-                log.warning("pub/sub link lost (%s); reconnecting", type(exc).__name__)
+                if self._ready.is_set():  # a working link broke: one line, then quiet retries
+                    log.warning("pub/sub link lost (%s); reconnecting", type(exc).__name__)
+                    backoff = 0.05
+                else:
+                    log.debug("pub/sub link still down (%s)", type(exc).__name__)
             finally:
                 self._ready.clear()
                 await self._close()
