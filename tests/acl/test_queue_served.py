@@ -25,6 +25,7 @@ import pytest
 from tests.acl.brokers import Setup, create_key, every_section
 from tests.acl.families import READ_TIMEOUT, bearer
 from tests.conftest import Backend
+from tests.helpers.wait import async_wait_until
 
 PUB, SECRET = [f"p{n}" for n in range(1, 11)], ["s1"]
 NO_SECRET_READ = "access key may not read queue 'secret'"
@@ -157,10 +158,13 @@ async def test_streams_serve_the_queue_of_their_path_which_is_the_one_checked(
 ) -> None:
     setup, session = keyed
     for route in ["c", "sse"]:
-        await setup.storage.store.add("pub", [route])  # the last consumer took the backlog
         path = f"{setup.url}/{route}/pub?queue=secret"
         async with session.get(path, data={"queue": "secret"}) as response:
             assert response.status == 200, route
+            # Broadcast reaches the consumers connected when a message comes: add it once
+            # this stream is the queue's only consumer (the last one's close is seen).
+            await async_wait_until(lambda: _only_one_consumer(setup), 10, "the stream counts")
+            await setup.storage.store.add("pub", [route])
             async for line in response.content:
                 if b'"key"' in line:
                     assert b'"pub:' in line, (route, line)
@@ -169,6 +173,10 @@ async def test_streams_serve_the_queue_of_their_path_which_is_the_one_checked(
             assert response.status == 403, route
             assert await response.json() == {"error": NO_SECRET_READ}
     assert await setup.length("secret") == len(SECRET)
+
+
+async def _only_one_consumer(setup: Setup) -> bool:
+    return (await setup.storage.store.stats("pub")).consumers == 1
 
 
 async def answer_to(ws: aiohttp.ClientWebSocketResponse, command: dict[str, Any]) -> Any:
