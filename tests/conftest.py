@@ -20,7 +20,10 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
+from restmq.engine.connection import open_storage, prepare
+from restmq.engine.store import QueueStore
 from tests.helpers.broker import Broker, make_broker
+from tests.helpers.keyspace import assert_no_orphans
 from tests.helpers.wait import wait_until
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -112,3 +115,13 @@ def broker_factory(tmp_path: Path, backend: Backend) -> Iterator[Callable[..., B
 def broker(broker_factory: Callable[..., Broker]) -> Broker:
     """One broker process (one worker) on the backend."""
     return broker_factory()
+
+
+@pytest.fixture
+async def store(backend: Backend, raw_redis: Redis) -> AsyncIterator[QueueStore]:
+    """The queue store on the test's backend; the keyspace holds no orphan afterwards."""
+    storage = open_storage(backend.url, backend.prefix, 8)
+    await prepare(storage)
+    yield storage.store
+    await storage.close()
+    await assert_no_orphans(raw_redis, backend.prefix)

@@ -4,20 +4,14 @@ read when a new one outlasts the scrape's deadline."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from prometheus_client.metrics_core import Metric
-from redis.asyncio import Redis
 
 from restmq import deadline
-from restmq.engine.connection import open_storage, prepare
 from restmq.engine.store import DEPTH_BATCH, QueueStore
 from restmq.engine.streams import DeliveryTuning, StreamStore
 from restmq.http.metrics import DEADLINE_MARGIN, DepthReader
 from restmq.metrics import OTHER_QUEUE, Depth, DepthSummary
-from tests.conftest import Backend
-from tests.helpers.keyspace import assert_no_orphans
 from tests.helpers.wait import async_wait_until
 
 
@@ -57,15 +51,6 @@ def test_the_depth_summary_keeps_the_fullest_queues_and_sums_the_others(
     top: int, depths: list[Depth], series: list[Depth]
 ) -> None:
     assert _summary(top, depths) == series
-
-
-@pytest.fixture
-async def store(backend: Backend, raw_redis: Redis) -> AsyncIterator[QueueStore]:
-    storage = open_storage(backend.url, backend.prefix, 8)
-    await prepare(storage)
-    yield storage.store
-    await storage.close()
-    await assert_no_orphans(raw_redis, backend.prefix)
 
 
 async def _all_depths(store: QueueStore) -> dict[str, tuple[int, ...]]:

@@ -8,29 +8,18 @@ sleeps.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
 
-from restmq.engine.connection import open_storage, prepare
 from restmq.engine.store import IDLE_SCAN_EVERY_MS, QueueStore
 from restmq.engine.streams import DeliveryTuning, StreamStore
 from tests.conftest import Backend
-from tests.helpers.keyspace import assert_no_orphans
 from tests.test_store import queue_keys, redis_ms, wait_for_redis_clock
 
 IDLE_MS = 50
 LONG_MS = 60_000
-
-
-@pytest.fixture
-async def store(backend: Backend, raw_redis: Redis) -> AsyncIterator[QueueStore]:
-    storage = open_storage(backend.url, backend.prefix, 8)
-    await prepare(storage)
-    yield storage.store
-    await storage.close()
-    await assert_no_orphans(raw_redis, backend.prefix)
 
 
 async def _idle_for(store: QueueStore, raw_redis: Redis, idle_ms: int = IDLE_MS) -> int:

@@ -5,19 +5,15 @@ client creates can be staged exactly; the put-back path also runs on a real stor
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from redis.asyncio import Redis
 
 from restmq.delivery.longpoll import LongPolls
-from restmq.engine.connection import open_storage, prepare
 from restmq.engine.store import QueueStore
 from restmq.keys import Keys
 from restmq.types import Message
 from tests.conftest import Backend
-from tests.helpers.keyspace import assert_no_orphans
 from tests.helpers.wait import async_wait_until
 
 
@@ -101,15 +97,6 @@ async def test_a_request_cancelled_while_the_attempt_for_it_runs_gets_the_messag
 
 # The put-back path on a real store: what a waiter that left is given back is exactly what
 # was taken (issue 9 item 5).
-
-
-@pytest.fixture
-async def store(backend: Backend, raw_redis: Redis) -> AsyncIterator[QueueStore]:
-    storage = open_storage(backend.url, backend.prefix, 4)
-    await prepare(storage)
-    yield storage.store
-    await storage.close()
-    await assert_no_orphans(raw_redis, backend.prefix)
 
 
 async def _message_state(raw_redis: Redis, prefix: str, queue: str, msg_id: str) -> dict[str, Any]:

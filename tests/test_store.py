@@ -6,28 +6,15 @@ Every test runs on both backends, in its own key namespace, and ends with the ke
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from redis.asyncio import Redis
 
-from restmq.engine.connection import open_storage, prepare
 from restmq.engine.store import QueueStore
 from restmq.errors import BadRequest, InvalidKey, MessageGone
 from tests.conftest import Backend
-from tests.helpers.keyspace import assert_no_orphans
 from tests.helpers.wait import async_wait_until
 
 SHORT_TTL = 0.05
-
-
-@pytest.fixture
-async def store(backend: Backend, raw_redis: Redis) -> AsyncIterator[QueueStore]:
-    storage = open_storage(backend.url, backend.prefix, 8)
-    await prepare(storage)
-    yield storage.store
-    await storage.close()
-    await assert_no_orphans(raw_redis, backend.prefix)
 
 
 async def queue_keys(raw_redis: Redis, prefix: str, queue: str) -> list[str]:
